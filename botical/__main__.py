@@ -1,0 +1,3 @@
+from botical.cli import main
+
+raise SystemExit(main())

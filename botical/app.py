@@ -1,0 +1,138 @@
+"""The Botical application: the only place where the pieces are wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from botical.auth.apikeys import ApiKeyService
+from botical.auth.identity import Authenticator
+from botical.auth.permissions import Permissions
+from botical.auth.tokens import TokenService, load_or_create_secret
+from botical.bus import EventBus
+from botical.config import Settings, read_secret
+from botical.db import Database
+from botical.db.migrations import migrate
+from botical.http.base import NotFoundHandler, log_request
+from botical.plugins import Registry, await_me_maybe, collect, make_plugin_manager
+from botical.services.projects import ProjectService
+from botical.services.users import UserService
+
+log = logging.getLogger(__name__)
+SECRET_ENV = "BOTICAL_AUTH_SECRET"
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create the data directory readable only by its owner (0700)."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    if not path.is_dir():
+        raise NotADirectoryError(f"data directory {path} is not a directory")
+    return path
+
+
+def _route(pattern: str, handler: type, kwargs: dict[str, Any] | None = None):
+    if not (isinstance(handler, type) and issubclass(handler, tornado.web.RequestHandler)):
+        raise TypeError(f"route {pattern!r}: handler must be a RequestHandler subclass")
+    return pattern, (pattern, handler, kwargs or {})
+
+
+class Botical:
+    """Settings, plugins, database, bus and services; `start()` serves them on one port."""
+
+    def __init__(self, settings: Settings, plugins: tuple[object, ...] = ()) -> None:
+        self.settings = settings
+        self.epoch = secrets.token_hex(8)
+        self.pm: pluggy.PluginManager = make_plugin_manager(settings, plugins)
+        self.registries: dict[str, Registry] = {}
+        self.port: int | None = None
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self._opened = False
+
+    async def open(self) -> None:
+        """Prepare storage and services, without serving (the CLI stops here)."""
+        settings = self.settings
+        data_dir = prepare_data_dir(settings.data_path)
+        self.db = Database(settings.effective_database_url, settings.database_workers)
+        await self.db.run(migrate, self.db.peewee)
+        secret = read_secret(SECRET_ENV, settings.auth.secret_file)
+        secret = load_or_create_secret(secret, data_dir)
+        self.bus: EventBus = self.pm.hook.botical_bus_backend(app=self) or EventBus()
+        self.users = UserService(self.db)
+        self.projects = ProjectService(self.db, self.bus, settings.workspace_roots)
+        self.tokens = TokenService(
+            secret, self.db, settings.auth.token_ttl, settings.auth.max_token_ttl
+        )
+        self.apikeys = ApiKeyService(self.db, settings.auth.apikey_touch_interval)
+        self.auth = Authenticator(self.db, self.tokens, self.apikeys)
+        self.permissions = Permissions(self.db)
+        self._opened = True
+
+    def _collect_registries(self) -> None:
+        self.registries["routes"] = collect(self.pm, "botical_register_routes", "route", _route)
+
+    def make_web_app(self) -> tornado.web.Application:
+        """The Tornado application with every registered route."""
+        routes = [reg.value for reg in self.registries["routes"]]
+        return tornado.web.Application(
+            routes,
+            botical=self,
+            default_handler_class=NotFoundHandler,
+            log_function=log_request,
+            compress_response=False,
+            xsrf_cookies=False,
+        )
+
+    async def start(self, sockets: list[socket.socket] | None = None) -> None:
+        """Open storage, run start-up hooks and listen on the configured host and port."""
+        if not self._opened:
+            await self.open()
+        self._collect_registries()
+        self.web = self.make_web_app()
+        await self.bus.start()
+        for result in self.pm.hook.botical_startup(app=self):
+            await await_me_maybe(result)
+        if sockets is None:
+            sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
+        self._server = tornado.httpserver.HTTPServer(
+            self.web, max_body_size=self.settings.max_body_size * 2, xheaders=False
+        )
+        self._server.add_sockets(sockets)
+        self.port = sockets[0].getsockname()[1]
+        log.info("Botical listening on http://%s:%s", self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting, close connections, run shutdown hooks and close the database."""
+        timeout = self.settings.shutdown_timeout
+        if self._server is not None:
+            self._server.stop()
+            try:
+                await asyncio.wait_for(self._server.close_all_connections(), timeout)
+            except TimeoutError:
+                log.warning("connections still open after %.1fs; closing anyway", timeout)
+            self._server = None
+        for result in self.pm.hook.botical_shutdown(app=self):
+            try:
+                await asyncio.wait_for(await_me_maybe(result), timeout)
+            except Exception:
+                log.exception("a plugin's shutdown hook failed")
+        if self._opened:
+            await self.bus.stop()
+            self.db.close()
+            self._opened = False
+
+    @property
+    def url(self) -> str:
+        """Base URL the server listens on."""
+        return f"http://{self.settings.host}:{self.port}"

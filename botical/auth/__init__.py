@@ -1,0 +1,1 @@
+"""Authentication (JWT access tokens, API keys) and project permissions."""

@@ -1,0 +1,168 @@
+"""Command line: `botical serve | user | token | apikey | project`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import botical
+from botical.app import Botical
+from botical.auth.identity import operator_identity
+from botical.config import Settings, load_settings
+from botical.errors import BoticalError, ConfigError, PluginError
+
+log = logging.getLogger("botical")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML configuration file (or BOTICAL_CONFIG)")
+    common.add_argument("--data-dir", help="data directory (or BOTICAL_DATA_DIR)")
+
+    parser = argparse.ArgumentParser(prog="botical", description=botical.__doc__)
+    parser.add_argument("--version", action="version", version=botical.__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 4096)")
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", parents=[common], help="create a user; prints its id")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="make a server admin")
+    create.add_argument("--exec", action="store_true", help="allow code execution (bash, tools)")
+
+    token = sub.add_parser("token", help="access tokens").add_subparsers(
+        dest="action", required=True
+    )
+    tcreate = token.add_parser("create", parents=[common], help="print a new access token")
+    tcreate.add_argument("--user", required=True)
+    tcreate.add_argument("--ttl", type=int, help="lifetime in seconds")
+
+    apikey = sub.add_parser("apikey", help="API keys").add_subparsers(dest="action", required=True)
+    kcreate = apikey.add_parser("create", parents=[common], help="print a new API key")
+    kcreate.add_argument("--user", required=True)
+    kcreate.add_argument("--project", help="limit the key to this project id")
+    kcreate.add_argument("--name", default="", help="a label for the key")
+    krevoke = apikey.add_parser("revoke", parents=[common], help="revoke an API key by id")
+    krevoke.add_argument("key_id")
+
+    project = sub.add_parser("project", help="projects").add_subparsers(
+        dest="action", required=True
+    )
+    pcreate = project.add_parser("create", parents=[common], help="create; prints the id")
+    pcreate.add_argument("name")
+    pcreate.add_argument("--owner", required=True, help="owner's user name")
+    pcreate.add_argument("--path", help="the project's workspace directory")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "data_dir": args.data_dir,
+    }
+    return load_settings(args.config, overrides=overrides)
+
+
+async def _with_app(settings: Settings, work: Callable[[Botical], Awaitable[Any]]) -> Any:
+    app = Botical(settings)
+    await app.open()
+    try:
+        return await work(app)
+    finally:
+        await app.stop()
+
+
+async def _serve(settings: Settings) -> None:
+    app = Botical(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    admin, created = await app.users.ensure_local_admin()
+    if created:
+        log.info("created local admin user %r", admin["name"])
+    if admin:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        issued = app.tokens.issue(admin["id"])
+        print(f"Botical {botical.__version__} is running. Open this URL to start:", flush=True)
+        print(f"    http://{host}:{app.port}/?token={issued.token}", flush=True)
+    await stop.wait()
+    log.info("stopping")
+    await app.stop()
+    log.info("stopped")
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> None:
+    key = (args.command, getattr(args, "action", None))
+
+    async def user_create(app: Botical) -> None:
+        user = await app.users.create(args.name, args.admin, args.exec)
+        print(user["id"])
+
+    async def token_create(app: Botical) -> None:
+        user = await app.users.get_by_name(args.user)
+        try:
+            issued = app.tokens.issue(user["id"], args.ttl)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        print(issued.token)
+
+    async def apikey_create(app: Botical) -> None:
+        user = await app.users.get_by_name(args.user)
+        key, plaintext = await app.apikeys.create(user["id"], args.project, args.name)
+        print(f"created API key {key['id']}", file=sys.stderr)
+        print(plaintext)
+
+    async def apikey_revoke(app: Botical) -> None:
+        key = await app.apikeys.revoke(args.key_id)
+        print(f"revoked API key {key['id']}", file=sys.stderr)
+
+    async def project_create(app: Botical) -> None:
+        owner = operator_identity(await app.users.get_by_name(args.owner))
+        project = await app.projects.create(owner, args.name, path=args.path)
+        print(project["id"])
+
+    commands = {
+        ("user", "create"): user_create,
+        ("token", "create"): token_create,
+        ("apikey", "create"): apikey_create,
+        ("apikey", "revoke"): apikey_revoke,
+        ("project", "create"): project_create,
+    }
+    asyncio.run(_with_app(settings, commands[key]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `botical` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        else:
+            _run_command(args, settings)
+    except (ConfigError, PluginError) as exc:
+        print(f"botical: {exc}", file=sys.stderr)
+        return 2
+    except BoticalError as exc:
+        print(f"botical: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"botical: {exc}", file=sys.stderr)
+        return 1
+    return 0

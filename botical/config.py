@@ -1,0 +1,234 @@
+"""Configuration: TOML file, then BOTICAL_* environment, then CLI flags -> frozen Settings.
+
+Root keys map to `BOTICAL_<KEY>` and section keys to `BOTICAL_<SECTION>_<KEY>`
+(`port` -> `BOTICAL_PORT`, `[auth] token_ttl` -> `BOTICAL_AUTH_TOKEN_TTL`). Lists given in the
+environment are comma-separated. Secrets never live in the TOML: it may only name a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, post_load, validate
+from marshmallow import ValidationError as SchemaError
+
+from botical.errors import ConfigError
+
+DEFAULT_DATA_DIR = "~/.local/share/botical"
+ENV_PREFIX = "BOTICAL_"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    secret_file: str = ""
+    token_ttl: int = 86400
+    max_token_ttl: int = 30 * 86400
+    apikey_touch_interval: int = 60
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    modules: tuple[str, ...] = ()
+    dirs: tuple[str, ...] = ()
+    disabled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 4096
+    data_dir: str = DEFAULT_DATA_DIR
+    database_url: str = ""
+    database_workers: int = 4
+    log_level: str = "INFO"
+    max_body_size: int = 1024 * 1024
+    shutdown_timeout: float = 10.0
+    workspace_roots: tuple[str, ...] = ()
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+    source: str = "<defaults>"
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory, with `~` expanded and made absolute."""
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or SQLite in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_path / 'botical.db'}"
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _tuple(value: list[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+class AuthSchema(_Strict):
+    secret_file = fields.String(load_default="")
+    token_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=60))
+    max_token_ttl = fields.Integer(load_default=30 * 86400, validate=validate.Range(min=60))
+    apikey_touch_interval = fields.Integer(load_default=60, validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> AuthSettings:
+        return AuthSettings(**data)
+
+
+class PluginsSchema(_Strict):
+    modules = fields.List(fields.String(), load_default=list)
+    dirs = fields.List(fields.String(), load_default=list)
+    disabled = fields.List(fields.String(), load_default=list)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> PluginSettings:
+        return PluginSettings(**{k: _tuple(v) for k, v in data.items()})
+
+
+class SettingsSchema(_Strict):
+    host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1))
+    port = fields.Integer(load_default=4096, validate=validate.Range(min=0, max=65535))
+    data_dir = fields.String(load_default=DEFAULT_DATA_DIR, validate=validate.Length(min=1))
+    database_url = fields.String(load_default="")
+    database_workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    log_level = fields.String(
+        load_default="INFO",
+        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+    )
+    max_body_size = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
+    shutdown_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=300))
+    workspace_roots = fields.List(fields.String(), load_default=list)
+    auth = fields.Nested(AuthSchema, load_default=dict)
+    plugins = fields.Nested(PluginsSchema, load_default=dict)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Settings:
+        for name, schema in (("auth", AuthSchema), ("plugins", PluginsSchema)):
+            if isinstance(data[name], dict):  # load_default bypasses the nested post_load
+                data[name] = schema().load(data[name])
+        data["workspace_roots"] = tuple(data["workspace_roots"])
+        return Settings(**data)
+
+
+def _sections() -> dict[str, Schema]:
+    return {
+        name: f.schema
+        for name, f in SettingsSchema().fields.items()
+        if isinstance(f, fields.Nested)
+    }
+
+
+def _env_overrides(environ: dict[str, str], sources: dict[str, str]) -> dict[str, Any]:
+    """Collect the BOTICAL_* variables that name a known key."""
+    out: dict[str, Any] = {}
+    sections = _sections()
+    for name, fld in SettingsSchema().fields.items():
+        if name in sections:
+            for key, sub in sections[name].fields.items():
+                env = f"{ENV_PREFIX}{name}_{key}".upper()
+                if env in environ:
+                    out.setdefault(name, {})[key] = _env_value(environ[env], sub)
+                    sources[f"{name}.{key}"] = f"environment variable {env}"
+        else:
+            env = f"{ENV_PREFIX}{name}".upper()
+            if env in environ:
+                out[name] = _env_value(environ[env], fld)
+                sources[name] = f"environment variable {env}"
+    return out
+
+
+def _env_value(raw: str, fld: fields.Field) -> Any:
+    if isinstance(fld, fields.List):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(messages, dict):
+        out: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [(prefix, " ".join(messages))]
+    return [(prefix, str(messages))]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _record_sources(data: dict[str, Any], origin: str, sources: dict[str, str], prefix=""):
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            _record_sources(value, origin, sources, dotted)
+        sources[dotted] = origin
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Load and validate settings; raise ConfigError naming the key and where it came from."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or environ.get(f"{ENV_PREFIX}CONFIG") or None
+    sources: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    origin = "<defaults>"
+    if path:
+        origin = str(Path(path))
+        data = _read_toml(Path(path))
+        _record_sources(data, origin, sources)
+    data = _merge(data, _env_overrides(environ, sources))
+    cli = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _record_sources(cli, "command line", sources)
+    data = _merge(data, cli)
+    try:
+        settings = SettingsSchema().load(data)
+    except SchemaError as exc:
+        problems = [
+            f"{sources.get(key, sources.get(key.split('.')[0], origin))}: {key}: {msg}"
+            for key, msg in _flatten(exc.messages)
+        ]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    return replace(settings, source=origin)
+
+
+def read_secret(env_name: str, file_path: str, environ: dict[str, str] | None = None) -> str:
+    """Read a secret from an environment variable or, failing that, from a file; '' if neither."""
+    environ = os.environ if environ is None else environ
+    if environ.get(env_name):
+        return environ[env_name].strip()
+    if file_path:
+        try:
+            return Path(file_path).expanduser().read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {file_path}: {exc.strerror}") from None
+    return ""

@@ -1,0 +1,129 @@
+"""The database handle: bound from a URL, every query run on a small executor.
+
+peewee is synchronous, so all database work goes through `Database.run` / `Database.atomic`,
+which execute on worker threads (one for SQLite, a pool for PostgreSQL) and never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import peewee
+from playhouse import db_url
+
+log = logging.getLogger(__name__)
+database = peewee.DatabaseProxy()
+T = TypeVar("T")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def now_ms() -> int:
+    """Current UTC time in milliseconds, the unit of every stored timestamp."""
+    return time.time_ns() // 1_000_000
+
+
+class _WriteCounter:
+    """Mixin counting data-changing statements, so tests can prove writes are batched."""
+
+    writes = 0
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        if sql.lstrip()[:7].upper().startswith(_WRITES):
+            self.writes += 1
+        return super().execute_sql(sql, params)  # type: ignore[misc]
+
+
+class CountingSqliteDatabase(_WriteCounter, peewee.SqliteDatabase):
+    pass
+
+
+class CountingPostgresqlDatabase(_WriteCounter, peewee.PostgresqlDatabase):
+    pass
+
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10000,
+    "synchronous": "normal",
+}
+
+
+def connect_url(url: str) -> peewee.Database:
+    """Make a peewee database from `sqlite:///path` or `postgresql://...`."""
+    scheme = url.split(":", 1)[0]
+    params = db_url.parse(url)
+    if scheme == "sqlite":
+        return CountingSqliteDatabase(params.pop("database"), pragmas=SQLITE_PRAGMAS, **params)
+    if scheme in ("postgres", "postgresql"):
+        return CountingPostgresqlDatabase(params.pop("database"), **params)
+    raise ValueError(f"unsupported database URL scheme {scheme!r} (use sqlite or postgresql)")
+
+
+class Database:
+    """A bound database and the executor all of its queries run on."""
+
+    def __init__(self, url: str, workers: int = 4) -> None:
+        self.url = url
+        self.peewee = connect_url(url)
+        self.is_sqlite = isinstance(self.peewee, peewee.SqliteDatabase)
+        self.workers = 1 if self.is_sqlite else workers
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="botical-db")
+        database.initialize(self.peewee)
+
+    @property
+    def writes(self) -> int:
+        """How many INSERT/UPDATE/DELETE statements this database has executed."""
+        return self.peewee.writes  # type: ignore[attr-defined]
+
+    def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        self.peewee.connect(reuse_if_open=True)
+        return fn(*args, **kwargs)
+
+    def _call_atomic(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        self.peewee.connect(reuse_if_open=True)
+        with self.peewee.atomic():
+            return fn(*args, **kwargs)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` on the database executor and return its result."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._call, fn, args, kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    async def atomic(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn` inside one transaction on the executor; it commits before this returns."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._call_atomic, fn, args, kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn` on the executor from synchronous code (the CLI) and wait for it."""
+        return self._executor.submit(self._call_atomic, fn, args, kwargs).result()
+
+    def close(self) -> None:
+        """Close the connection held by every worker thread, then stop the executor."""
+        barrier = threading.Barrier(self.workers, timeout=5)
+
+        def close_one() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()  # one close per worker thread: each holds its own connection
+            if not self.peewee.is_closed():
+                self.peewee.close()
+
+        futures = [self._executor.submit(close_one) for _ in range(self.workers)]
+        for fut in futures:
+            fut.result()
+        self._executor.shutdown(wait=True)
+
+    def ping(self) -> None:
+        """Run a trivial query; raises if the database cannot answer."""
+        self.peewee.execute_sql("SELECT 1").fetchone()

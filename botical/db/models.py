@@ -1,0 +1,241 @@
+"""peewee models: one per table of DESIGN.md section 6. Timestamps are UTC milliseconds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import peewee as pw
+
+from botical.db.database import database, now_ms
+
+
+class JSONField(pw.TextField):
+    """JSON stored as text, portable across SQLite and PostgreSQL."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    name = pw.CharField(unique=True, max_length=64)
+    is_admin = pw.BooleanField(default=False)
+    can_execute_code = pw.BooleanField(default=False)
+    created_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "users"
+
+
+class Project(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    name = pw.CharField(max_length=200)
+    description = pw.TextField(default="")
+    path = pw.TextField(null=True)
+    owner = pw.ForeignKeyField(User, backref="owned_projects", on_delete="CASCADE")
+    created_at = pw.BigIntegerField(default=now_ms)
+    updated_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "projects"
+
+
+class ProjectMember(BaseModel):
+    project = pw.ForeignKeyField(Project, backref="members", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="memberships", on_delete="CASCADE")
+    role = pw.CharField(max_length=16)
+    created_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "project_members"
+        primary_key = pw.CompositeKey("project", "user")
+
+
+class ApiKey(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    user = pw.ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
+    project = pw.ForeignKeyField(Project, null=True, backref="api_keys", on_delete="CASCADE")
+    name = pw.CharField(max_length=200, default="")
+    key_hash = pw.CharField(unique=True, max_length=64)
+    hint = pw.CharField(max_length=16)
+    created_at = pw.BigIntegerField(default=now_ms)
+    last_used_at = pw.BigIntegerField(null=True)
+    revoked_at = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+class RevokedToken(BaseModel):
+    jti = pw.CharField(primary_key=True, max_length=64)
+    user = pw.ForeignKeyField(User, null=True, on_delete="CASCADE")
+    expires_at = pw.BigIntegerField(index=True)
+    revoked_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "revoked_tokens"
+
+
+class Session(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    project = pw.ForeignKeyField(Project, backref="sessions", on_delete="CASCADE")
+    parent = pw.ForeignKeyField("self", null=True, backref="children", on_delete="CASCADE")
+    created_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    title = pw.CharField(max_length=500, default="")
+    agent = pw.CharField(max_length=64, default="default")
+    model = pw.CharField(max_length=200, null=True)
+    status = pw.CharField(max_length=16, default="active", index=True)
+    input_tokens = pw.BigIntegerField(default=0)
+    output_tokens = pw.BigIntegerField(default=0)
+    cost = pw.DoubleField(default=0.0)
+    created_at = pw.BigIntegerField(default=now_ms)
+    updated_at = pw.BigIntegerField(default=now_ms)
+    archived_at = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "sessions"
+
+
+class Message(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    session = pw.ForeignKeyField(Session, backref="messages", on_delete="CASCADE")
+    role = pw.CharField(max_length=16)
+    parent_id = pw.CharField(max_length=40, null=True)
+    created_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    agent = pw.CharField(max_length=64, null=True)
+    model = pw.CharField(max_length=200, null=True)
+    run_id = pw.CharField(max_length=40, null=True, index=True)
+    status = pw.CharField(max_length=16, default="completed")
+    finish_reason = pw.CharField(max_length=32, null=True)
+    error = JSONField(null=True)
+    input_tokens = pw.BigIntegerField(default=0)
+    output_tokens = pw.BigIntegerField(default=0)
+    cost = pw.DoubleField(default=0.0)
+    idempotency_key = pw.CharField(max_length=128, null=True)
+    created_at = pw.BigIntegerField(default=now_ms)
+    updated_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "messages"
+        indexes = ((("session", "idempotency_key"), True),)
+
+
+class Part(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    message = pw.ForeignKeyField(Message, backref="parts", on_delete="CASCADE")
+    session = pw.ForeignKeyField(Session, backref="parts", on_delete="CASCADE")
+    type = pw.CharField(max_length=16)
+    position = pw.IntegerField()
+    status = pw.CharField(max_length=16, null=True)
+    content = JSONField(default=dict)
+    created_at = pw.BigIntegerField(default=now_ms)
+    updated_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "parts"
+        indexes = ((("message", "position"), True),)
+
+
+class Agent(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    project = pw.ForeignKeyField(Project, backref="agents", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+    description = pw.TextField(default="")
+    prompt = pw.TextField(default="")
+    model = pw.CharField(max_length=200, null=True)
+    tools = JSONField(null=True)
+    max_steps = pw.IntegerField(default=25)
+    rules = JSONField(default=list)
+    created_at = pw.BigIntegerField(default=now_ms)
+    updated_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "agents"
+        indexes = ((("project", "name"), True),)
+
+
+class CustomTool(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    project = pw.ForeignKeyField(Project, backref="custom_tools", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+    description = pw.TextField(default="")
+    parameters = JSONField(default=dict)
+    kind = pw.CharField(max_length=16)
+    config = JSONField(default=dict)
+    enabled = pw.BooleanField(default=True)
+    created_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = pw.BigIntegerField(default=now_ms)
+    updated_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "custom_tools"
+        indexes = ((("project", "name"), True),)
+
+
+class Todo(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    session = pw.ForeignKeyField(Session, backref="todos", on_delete="CASCADE")
+    content = pw.TextField()
+    active_form = pw.TextField(default="")
+    status = pw.CharField(max_length=16, default="pending")
+    position = pw.IntegerField()
+    created_at = pw.BigIntegerField(default=now_ms)
+    updated_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "todos"
+
+
+class Approval(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=40)
+    session = pw.ForeignKeyField(Session, backref="approvals", on_delete="CASCADE")
+    message_id = pw.CharField(max_length=40, null=True)
+    part_id = pw.CharField(max_length=40, null=True)
+    run_id = pw.CharField(max_length=40, null=True)
+    tool_name = pw.CharField(max_length=64)
+    arguments = JSONField(default=dict)
+    status = pw.CharField(max_length=16, default="pending", index=True)
+    scope = pw.CharField(max_length=16, null=True)
+    reason = pw.TextField(null=True)
+    requested_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    resolved_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = pw.BigIntegerField(default=now_ms)
+    expires_at = pw.BigIntegerField()
+    resolved_at = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "approvals"
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField(primary_key=True)
+    applied_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "schema_version"
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    User,
+    Project,
+    ProjectMember,
+    ApiKey,
+    RevokedToken,
+    Session,
+    Message,
+    Part,
+    Agent,
+    CustomTool,
+    Todo,
+    Approval,
+)

@@ -1,0 +1,1 @@
+"""REST API: thin Tornado handlers over the services."""

@@ -1,0 +1,20 @@
+"""The built-in REST routes, registered like any plugin's."""
+
+from __future__ import annotations
+
+from botical.hookspecs import Register, hookimpl
+from botical.http import health, projects
+
+ID = r"([a-z]+_[0-9a-z]+)"
+
+
+@hookimpl
+def botical_register_routes(register: Register) -> None:
+    register(r"/health", health.HealthHandler)
+    register(r"/health/ready", health.ReadyHandler)
+    register(r"/-/plugins", health.PluginsHandler)
+    register(r"/api/me", projects.MeHandler)
+    register(r"/api/projects", projects.ProjectsHandler)
+    register(rf"/api/projects/{ID}", projects.ProjectHandler)
+    register(rf"/api/projects/{ID}/members", projects.MembersHandler)
+    register(rf"/api/projects/{ID}/members/{ID}", projects.MemberHandler)

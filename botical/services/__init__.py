@@ -1,0 +1,1 @@
+"""Business logic: plain Python, no Tornado, no frames. Each committed change is a bus event."""
