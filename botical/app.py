@@ -15,6 +15,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from botical.agent.providers.base import ProviderConfig
+from botical.agent.runner import Runner
 from botical.auth.apikeys import ApiKeyService
 from botical.auth.identity import Authenticator
 from botical.auth.permissions import Permissions
@@ -25,8 +27,13 @@ from botical.db import Database
 from botical.db.migrations import migrate
 from botical.http.base import NotFoundHandler, log_request
 from botical.plugins import Registry, await_me_maybe, collect, make_plugin_manager
+from botical.services.agents import AgentConfig, AgentService
+from botical.services.approvals import ApprovalService
+from botical.services.messages import MessageService
 from botical.services.projects import ProjectService
+from botical.services.sessions import SessionService
 from botical.services.users import UserService
+from botical.tools.base import Tool
 
 log = logging.getLogger(__name__)
 SECRET_ENV = "BOTICAL_AUTH_SECRET"
@@ -46,6 +53,34 @@ def _route(pattern: str, handler: type, kwargs: dict[str, Any] | None = None):
     if not (isinstance(handler, type) and issubclass(handler, tornado.web.RequestHandler)):
         raise TypeError(f"route {pattern!r}: handler must be a RequestHandler subclass")
     return pattern, (pattern, handler, kwargs or {})
+
+
+def _provider(cls: type) -> tuple[str, type]:
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not callable(getattr(cls, "stream", None)):
+        raise TypeError("a provider is a class with a `name` and a `stream` method")
+    return name, cls
+
+
+def _named(kind: type) -> Any:
+    def make(value: Any) -> tuple[str, Any]:
+        if not isinstance(value, kind):
+            raise TypeError(f"expected a {kind.__name__}, got {type(value).__name__}")
+        return value.name, value
+
+    return make
+
+
+def provider_config(name: str, settings: Settings) -> ProviderConfig:
+    """A provider's configuration, its API key read from the environment or a file."""
+    conf = settings.provider(name)
+    env = conf.api_key_env or f"{name.upper().replace('-', '_')}_API_KEY"
+    return ProviderConfig(
+        base_url=conf.base_url,
+        api_key=read_secret(env, conf.api_key_file),
+        timeout=conf.timeout,
+        max_retries=conf.max_retries,
+    )
 
 
 class Botical:
@@ -69,6 +104,11 @@ class Botical:
         secret = read_secret(SECRET_ENV, settings.auth.secret_file)
         secret = load_or_create_secret(secret, data_dir)
         self.bus: EventBus = self.pm.hook.botical_bus_backend(app=self) or EventBus()
+        self._collect_registries()
+        self.providers = {
+            r.name: r.value(provider_config(r.name, settings)) for r in self.registries["providers"]
+        }
+        self.tools: dict[str, Tool] = {r.name: r.value for r in self.registries["tools"]}
         self.users = UserService(self.db)
         self.projects = ProjectService(self.db, self.bus, settings.workspace_roots)
         self.tokens = TokenService(
@@ -77,10 +117,23 @@ class Botical:
         self.apikeys = ApiKeyService(self.db, settings.auth.apikey_touch_interval)
         self.auth = Authenticator(self.db, self.tokens, self.apikeys)
         self.permissions = Permissions(self.db)
+        self.agents = AgentService.from_configs(
+            self.db, (r.value for r in self.registries["agents"])
+        )
+        self.runner = Runner(self)
+        self.sessions = SessionService(self.db, self.bus, self.runner.check_names)
+        self.messages = MessageService(self.db, self.bus)
+        self.approvals = ApprovalService(self.db, self.bus, settings.agent.approval_timeout)
         self._opened = True
 
     def _collect_registries(self) -> None:
-        self.registries["routes"] = collect(self.pm, "botical_register_routes", "route", _route)
+        pm = self.pm
+        self.registries = {
+            "routes": collect(pm, "botical_register_routes", "route", _route),
+            "providers": collect(pm, "botical_register_providers", "provider", _provider),
+            "tools": collect(pm, "botical_register_tools", "tool", _named(Tool)),
+            "agents": collect(pm, "botical_register_agents", "agent", _named(AgentConfig)),
+        }
 
     def make_web_app(self) -> tornado.web.Application:
         """The Tornado application with every registered route."""
@@ -98,7 +151,11 @@ class Botical:
         """Open storage, run start-up hooks and listen on the configured host and port."""
         if not self._opened:
             await self.open()
-        self._collect_registries()
+        interrupted = await self.runner.recover()
+        if interrupted:
+            log.info(
+                "marked %d answers left unfinished by the last run as interrupted", interrupted
+            )
         self.web = self.make_web_app()
         await self.bus.start()
         for result in self.pm.hook.botical_startup(app=self):
@@ -117,6 +174,7 @@ class Botical:
         timeout = self.settings.shutdown_timeout
         if self._server is not None:
             self._server.stop()
+            await self.runner.shutdown()
             try:
                 await asyncio.wait_for(self._server.close_all_connections(), timeout)
             except TimeoutError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, post_load, validate
+from marshmallow import RAISE, Schema, fields, post_load, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
 from botical.errors import ConfigError
@@ -38,6 +38,31 @@ class PluginSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    default_model: str = "echo"
+    approval_timeout: float = 600.0
+    flush_interval: float = 0.5
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    bash_timeout: int = 120
+    bash_max_timeout: int = 600
+    output_limit: int = 64 * 1024
+    read_limit: int = 256 * 1024
+    write_limit: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    base_url: str = ""
+    api_key_env: str = ""
+    api_key_file: str = ""
+    timeout: float = 60.0
+    max_retries: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 4096
@@ -50,7 +75,14 @@ class Settings:
     workspace_roots: tuple[str, ...] = ()
     auth: AuthSettings = field(default_factory=AuthSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    tools: ToolSettings = field(default_factory=ToolSettings)
+    providers: tuple[tuple[str, ProviderSettings], ...] = ()
     source: str = "<defaults>"
+
+    def provider(self, name: str) -> ProviderSettings:
+        """The `[providers.NAME]` table, or the defaults when there is none."""
+        return dict(self.providers).get(name, ProviderSettings())
 
     @property
     def data_path(self) -> Path:
@@ -78,6 +110,12 @@ class AuthSchema(_Strict):
     max_token_ttl = fields.Integer(load_default=30 * 86400, validate=validate.Range(min=60))
     apikey_touch_interval = fields.Integer(load_default=60, validate=validate.Range(min=0))
 
+    @validates_schema
+    def ttl_within_max(self, data: dict[str, Any], **_: Any) -> None:
+        # Otherwise `botical serve` cannot issue the admin's token with the default lifetime.
+        if data.get("token_ttl", 86400) > data.get("max_token_ttl", 30 * 86400):
+            raise SchemaError("Must not exceed max_token_ttl.", "token_ttl")
+
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> AuthSettings:
         return AuthSettings(**data)
@@ -91,6 +129,40 @@ class PluginsSchema(_Strict):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> PluginSettings:
         return PluginSettings(**{k: _tuple(v) for k, v in data.items()})
+
+
+class AgentSchema(_Strict):
+    default_model = fields.String(load_default="echo", validate=validate.Length(min=1, max=200))
+    approval_timeout = fields.Float(load_default=600.0, validate=validate.Range(min=1))
+    flush_interval = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=60))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> AgentSettings:
+        return AgentSettings(**data)
+
+
+class ToolsSchema(_Strict):
+    bash_timeout = fields.Integer(load_default=120, validate=validate.Range(min=1))
+    bash_max_timeout = fields.Integer(load_default=600, validate=validate.Range(min=1))
+    output_limit = fields.Integer(load_default=64 * 1024, validate=validate.Range(min=1024))
+    read_limit = fields.Integer(load_default=256 * 1024, validate=validate.Range(min=1024))
+    write_limit = fields.Integer(load_default=10 * 1024 * 1024, validate=validate.Range(min=1024))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ToolSettings:
+        return ToolSettings(**data)
+
+
+class ProviderSchema(_Strict):
+    base_url = fields.String(load_default="")
+    api_key_env = fields.String(load_default="")
+    api_key_file = fields.String(load_default="")
+    timeout = fields.Float(load_default=60.0, validate=validate.Range(min=1))
+    max_retries = fields.Integer(load_default=2, validate=validate.Range(min=0, max=10))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ProviderSettings:
+        return ProviderSettings(**data)
 
 
 class SettingsSchema(_Strict):
@@ -108,13 +180,27 @@ class SettingsSchema(_Strict):
     workspace_roots = fields.List(fields.String(), load_default=list)
     auth = fields.Nested(AuthSchema, load_default=dict)
     plugins = fields.Nested(PluginsSchema, load_default=dict)
+    agent = fields.Nested(AgentSchema, load_default=dict)
+    tools = fields.Nested(ToolsSchema, load_default=dict)
+    providers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_-]*$")),
+        values=fields.Nested(ProviderSchema),
+        load_default=dict,
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Settings:
-        for name, schema in (("auth", AuthSchema), ("plugins", PluginsSchema)):
+        sections = (
+            ("auth", AuthSchema),
+            ("plugins", PluginsSchema),
+            ("agent", AgentSchema),
+            ("tools", ToolsSchema),
+        )
+        for name, schema in sections:
             if isinstance(data[name], dict):  # load_default bypasses the nested post_load
                 data[name] = schema().load(data[name])
         data["workspace_roots"] = tuple(data["workspace_roots"])
+        data["providers"] = tuple(sorted(data["providers"].items()))
         return Settings(**data)
 
 
@@ -131,6 +217,8 @@ def _env_overrides(environ: dict[str, str], sources: dict[str, str]) -> dict[str
     out: dict[str, Any] = {}
     sections = _sections()
     for name, fld in SettingsSchema().fields.items():
+        if isinstance(fld, fields.Dict):
+            continue  # [providers.NAME] tables come from the file; keys from api_key_env/_file
         if name in sections:
             for key, sub in sections[name].fields.items():
                 env = f"{ENV_PREFIX}{name}_{key}".upper()
@@ -165,6 +253,9 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(messages, dict):
         out: list[tuple[str, str]] = []
         for key, value in messages.items():
+            if key == "value" and prefix.startswith("providers."):
+                out += _flatten(value, prefix)  # marshmallow's Dict nests errors under "value"
+                continue
             out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
         return out
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
@@ -178,8 +269,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
 
 
 def _record_sources(data: dict[str, Any], origin: str, sources: dict[str, str], prefix=""):

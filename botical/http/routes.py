@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from botical.hookspecs import Register, hookimpl
-from botical.http import health, projects
+from botical.http import health, projects, sessions
 
 ID = r"([a-z]+_[0-9a-z]+)"
 
@@ -18,3 +18,13 @@ def botical_register_routes(register: Register) -> None:
     register(rf"/api/projects/{ID}", projects.ProjectHandler)
     register(rf"/api/projects/{ID}/members", projects.MembersHandler)
     register(rf"/api/projects/{ID}/members/{ID}", projects.MemberHandler)
+    register(rf"/api/projects/{ID}/sessions", sessions.ProjectSessionsHandler)
+    register(rf"/api/projects/{ID}/agents", sessions.AgentsHandler)
+    register(rf"/api/projects/{ID}/agents/([a-z][a-z0-9_-]*)", sessions.AgentHandler)
+    register(rf"/api/sessions/{ID}", sessions.SessionHandler)
+    register(rf"/api/sessions/{ID}/archive", sessions.ArchiveHandler)
+    register(rf"/api/sessions/{ID}/messages", sessions.MessagesHandler)
+    register(rf"/api/sessions/{ID}/cancel", sessions.CancelHandler)
+    register(rf"/api/sessions/{ID}/retry", sessions.RetryHandler)
+    register(rf"/api/sessions/{ID}/approvals", sessions.SessionApprovalsHandler)
+    register(rf"/api/approvals/{ID}/(approve|reject)", sessions.ApprovalHandler)

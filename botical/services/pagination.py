@@ -34,16 +34,15 @@ def decode_cursor(cursor: str, prefix: str) -> str:
     return value
 
 
-def page(
+def page_rows(
     query: pw.ModelSelect,
     id_field: pw.Field,
     prefix: str,
     limit: int | None,
     cursor: str | None,
-    to_dict: Callable[[Any], dict[str, Any]],
     newest_first: bool = False,
-) -> dict[str, Any]:
-    """Run one page of `query` ordered by id; return `{items, nextCursor}`."""
+) -> tuple[list[Any], str | None]:
+    """Run one page of `query` ordered by id; return the rows and the next cursor (or None)."""
     limit = DEFAULT_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError(details={"limit": [f"Must be between 1 and {MAX_LIMIT}."]})
@@ -54,7 +53,18 @@ def page(
     rows = list(query.order_by(order).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    return {
-        "items": [to_dict(r) for r in rows],
-        "nextCursor": encode_cursor(rows[-1].id) if more else None,
-    }
+    return rows, encode_cursor(rows[-1].id) if more else None
+
+
+def page(
+    query: pw.ModelSelect,
+    id_field: pw.Field,
+    prefix: str,
+    limit: int | None,
+    cursor: str | None,
+    to_dict: Callable[[Any], dict[str, Any]],
+    newest_first: bool = False,
+) -> dict[str, Any]:
+    """One page of `query` as `{items, nextCursor}`."""
+    rows, next_cursor = page_rows(query, id_field, prefix, limit, cursor, newest_first)
+    return {"items": [to_dict(r) for r in rows], "nextCursor": next_cursor}

@@ -1,5 +1,5 @@
 """Test harness for Botical and its plugin authors (loaded as the `botical` pytest plugin)."""
 
-from botical.testing.harness import ApiClient, Response, start_app
+from botical.testing.harness import ApiClient, EventLog, Response, start_app
 
-__all__ = ["ApiClient", "Response", "start_app"]
+__all__ = ["ApiClient", "EventLog", "Response", "start_app"]

@@ -95,3 +95,52 @@ class ApiClient:
 
     async def delete(self, path: str, **kw: Any) -> Response:
         return await self.request("DELETE", path, **kw)
+
+
+class EventLog:
+    """Records every bus event; `await log.wait(...)` returns the first match, with a timeout."""
+
+    def __init__(self, bus: Any) -> None:
+        import asyncio
+
+        self.events: list[Any] = []
+        self._changed = asyncio.Condition()
+        self._unsubscribe = bus.subscribe("*", self._record)
+
+    def _record(self, event: Any) -> None:
+        self.events.append(event)
+
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        return notify()
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def find(self, name: str, **match: Any) -> list[Any]:
+        """Events named `name` whose data matches every `key=value` (dotted keys reach inside)."""
+        return [e for e in self.events if e.name == name and _matches(e.data, match)]
+
+    async def wait(self, name: str, timeout: float = 10.0, **match: Any) -> Any:
+        """The first event named `name` matching `match`, waiting up to `timeout` seconds."""
+        import asyncio
+
+        async def first() -> Any:
+            async with self._changed:
+                while not (found := self.find(name, **match)):
+                    await self._changed.wait()
+                return found[0]
+
+        return await asyncio.wait_for(first(), timeout)
+
+
+def _matches(data: dict[str, Any], match: dict[str, Any]) -> bool:
+    for key, expected in match.items():
+        value: Any = data
+        for piece in key.split("__"):
+            value = value.get(piece) if isinstance(value, dict) else None
+        if value != expected:
+            return False
+    return True

@@ -124,3 +124,13 @@ def make_user(botical_app: Botical):
 def api(botical_app: Botical) -> ApiClient:
     """An unauthenticated client for the test server."""
     return ApiClient(botical_app.url)
+
+
+@pytest.fixture
+def events(botical_app: Botical) -> Iterator[Any]:
+    """An EventLog of everything published on the test server's bus."""
+    from botical.testing.harness import EventLog
+
+    log = EventLog(botical_app.bus)
+    yield log
+    log.close()

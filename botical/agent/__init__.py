@@ -1,0 +1,1 @@
+"""The agent runtime: providers, the step loop, and stream persistence."""

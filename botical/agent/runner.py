@@ -1,0 +1,454 @@
+"""The run loop: one background run per session, step by step, every change a bus event.
+
+A run streams the model's answer into parts, executes the tool calls it asks for (through the
+agent's permission rules and the approval service), feeds the results back, and repeats until
+the model stops or the agent's step limit is reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botical.agent.context import load_history
+from botical.agent.providers.base import (
+    Finish,
+    ModelMessage,
+    ModelRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallRequest,
+    ToolSpec,
+    split_model,
+)
+from botical.agent.stream import PartRecorder
+from botical.auth.identity import Identity
+from botical.bus import Event
+from botical.errors import BoticalError, Conflict, NotFound, ValidationError, internal_error
+from botical.ids import new_id
+from botical.services.agents import AgentConfig
+from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
+
+log = logging.getLogger(__name__)
+CANCEL_WAIT = 10.0
+OPEN_CALL_STATUSES = ("pending", "waiting_approval", "running")
+
+
+@dataclass
+class Run:
+    id: str
+    session_id: str
+    project_id: str
+    identity: Identity
+    task: asyncio.Task[None] | None = None
+    message_id: str | None = None
+    approval_id: str | None = None
+    stop_status: str = "cancelled"
+    usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
+
+
+class Runner:
+    """Starts, cancels and retries agent runs; at most one per session."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._runs: dict[str, Run] = {}
+
+    # -- public API -------------------------------------------------------------------------
+
+    def status(self, session_id: str) -> dict[str, Any]:
+        """`{status: running|idle, runId}` for a session."""
+        run = self._runs.get(session_id)
+        return {"status": "running" if run else "idle", "runId": run.id if run else None}
+
+    async def send(
+        self,
+        identity: Identity,
+        project_id: str,
+        session_id: str,
+        content: str,
+        agent: str | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Store the user's message and start a run answering it; return `{message, runId}`."""
+        if idempotency_key:
+            found = await self.app.messages.find_by_key(session_id, idempotency_key)
+            if found:
+                return {"message": found, "runId": found["runId"]}
+        run = self._claim(identity, project_id, session_id)
+        try:
+            session = await self.app.sessions.get(session_id)
+            config, model_ref = await self._resolve(project_id, session, agent, model)
+            message, created = await self.app.messages.create_user_message(
+                session_id,
+                identity.user_id,
+                content,
+                run.id,
+                config.name,
+                model_ref,
+                idempotency_key,
+            )
+        except BaseException:
+            self._release(run)
+            raise
+        if not created:
+            self._release(run)
+            return {"message": message, "runId": message["runId"]}
+        self._launch(run, message["id"], config, model_ref)
+        return {"message": message, "runId": run.id}
+
+    async def retry(
+        self, identity: Identity, project_id: str, session_id: str, message_id: str | None = None
+    ) -> dict[str, Any]:
+        """Answer a user message again (the last one by default); later messages are superseded."""
+        run = self._claim(identity, project_id, session_id)
+        try:
+            user_message = await self.app.messages.retry_point(session_id, message_id, project_id)
+            session = await self.app.sessions.get(session_id)
+            config, model_ref = await self._resolve(
+                project_id, session, user_message["agent"], user_message["model"]
+            )
+        except BaseException:
+            self._release(run)
+            raise
+        self._launch(run, user_message["id"], config, model_ref)
+        return {"runId": run.id}
+
+    async def cancel(self, session_id: str, status: str = "cancelled") -> dict[str, Any]:
+        """Stop the session's run and wait (bounded) until it has recorded that it stopped."""
+        run = self._runs.get(session_id)
+        if run is None or run.task is None:
+            return {"cancelled": False, "runId": None}
+        run.stop_status = status
+        run.task.cancel()
+        await asyncio.wait({run.task}, timeout=CANCEL_WAIT)
+        return {"cancelled": True, "runId": run.id}
+
+    async def run_to_end(
+        self, identity: Identity, project_id: str, session_id: str, content: str
+    ) -> dict[str, Any]:
+        """Send a message and wait for the whole answer (sub-agents); return the answer."""
+        await self.send(identity, project_id, session_id, content)
+        run = self._runs[session_id]
+        assert run.task is not None
+        await run.task  # cancelling the caller cancels this run too...
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # ...which records it and returns normally
+            raise asyncio.CancelledError
+        if run.message_id is None:
+            raise ToolFailure("The sub-agent did not answer")
+        return await self.app.messages.get(run.message_id)
+
+    async def shutdown(self) -> None:
+        """Stop every run; their messages are marked interrupted."""
+        runs = list(self._runs)
+        await asyncio.gather(*(self.cancel(s, "interrupted") for s in runs))
+
+    async def recover(self) -> int:
+        """At start-up: mark runs that a previous process left unfinished as interrupted."""
+        await self.app.approvals.expire_orphans()
+        return await self.app.messages.mark_interrupted()
+
+    async def check_names(self, project_id: str, changes: dict[str, Any]) -> None:
+        """Validate an agent name and a model reference for a project."""
+        if changes.get("agent"):
+            try:
+                await self.app.agents.get(project_id, changes["agent"])
+            except NotFound:
+                raise ValidationError(details={"agent": ["Unknown agent."]}) from None
+        if changes.get("model"):
+            self._provider(changes["model"])
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _claim(self, identity: Identity, project_id: str, session_id: str) -> Run:
+        if session_id in self._runs:
+            raise Conflict("A run is already in progress in this session")
+        run = Run(new_id("run"), session_id, project_id, identity)
+        self._runs[session_id] = run
+        return run
+
+    def _release(self, run: Run) -> None:
+        if self._runs.get(run.session_id) is run:
+            del self._runs[run.session_id]
+
+    def _launch(self, run: Run, user_message_id: str, config: AgentConfig, model_ref: str):
+        run.task = asyncio.create_task(self._guarded(run, user_message_id, config, model_ref))
+
+    async def _resolve(
+        self, project_id: str, session: dict[str, Any], agent: str | None, model: str | None
+    ) -> tuple[AgentConfig, str]:
+        name = agent or session["agent"]
+        await self.check_names(project_id, {"agent": name})
+        config = await self.app.agents.get(project_id, name)
+        ref = model or session["model"] or config.model or self.app.settings.agent.default_model
+        self._provider(ref)
+        return config, ref
+
+    def _provider(self, ref: str) -> Any:
+        name, _ = split_model(ref)
+        provider = self.app.providers.get(name)
+        if provider is None:
+            raise ValidationError(details={"model": [f"Unknown provider {name!r}."]})
+        return provider
+
+    def _status(self, run: Run, status: str) -> None:
+        self.app.bus.publish(
+            Event(
+                "agent.status_changed",
+                {"sessionId": run.session_id, "status": status, "runId": run.id},
+                project_id=run.project_id,
+                session_id=run.session_id,
+            )
+        )
+
+    async def _guarded(self, run: Run, user_message_id: str, config: AgentConfig, ref: str):
+        status = "error"
+        try:
+            status = await self._execute(run, user_message_id, config, ref)
+        except Exception:
+            log.exception("run %s failed before it could record an answer", run.id)
+        finally:
+            self._release(run)
+            self._status(run, status)
+
+    async def _execute(self, run: Run, user_message_id: str, config: AgentConfig, ref: str) -> str:
+        """Run the steps and record how the run ended; return the final agent status."""
+        app = self.app
+        assistant = await app.messages.create_assistant(
+            run.project_id, run.session_id, user_message_id, run.id, config.name, ref
+        )
+        run.message_id = assistant["id"]
+        recorder = PartRecorder(
+            app.db,
+            app.bus,
+            run.project_id,
+            run.session_id,
+            assistant["id"],
+            app.settings.agent.flush_interval,
+        )
+        try:
+            reason = await self._steps(run, user_message_id, config, ref, recorder)
+            await self._finish(run, recorder, "completed", reason)
+            return "idle"
+        except asyncio.CancelledError:
+            await self._finish(run, recorder, run.stop_status, "cancelled")
+            return "idle"
+        except Exception as exc:
+            if isinstance(exc, BoticalError):
+                error = exc
+                log.info("run %s ended with %s: %s", run.id, exc.code, exc.message)
+            else:
+                error = internal_error()
+                log.exception("run %s failed", run.id)
+            payload = error.to_payload()
+            await recorder.add("step_finish", None, {"finishReason": "error", "error": payload})
+            await self._finish(run, recorder, "error", "error", payload)
+            return "error"
+
+    async def _steps(
+        self, run: Run, user_message_id: str, config: AgentConfig, ref: str, recorder: PartRecorder
+    ) -> str:
+        app = self.app
+        provider = self._provider(ref)
+        project = await app.projects.get(run.project_id)
+        tools = {n: t for n, t in app.tools.items() if config.allows_tool(n)}
+        specs = tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in tools.values())
+        turns = await app.db.run(load_history, run.session_id, user_message_id)
+        workspace = Path(project["path"]) if project["path"] else None
+        for step in range(1, config.max_steps + 1):
+            await recorder.add("step_start", None, {"step": step})
+            self._status(run, "thinking")
+            request = ModelRequest(split_model(ref)[1], config.prompt, tuple(turns), specs)
+            calls, finish = await self._stream(run, provider, request, recorder)
+            await recorder.add(
+                "step_finish",
+                None,
+                {
+                    "step": step,
+                    "finishReason": finish.reason,
+                    "usage": {
+                        "inputTokens": finish.input_tokens,
+                        "outputTokens": finish.output_tokens,
+                    },
+                },
+            )
+            turns.append(
+                ModelMessage(
+                    "assistant", recorder.step_text(), tool_calls=tuple(c for c, _ in calls)
+                )
+            )
+            if not calls:
+                return finish.reason
+            for call, part in calls:
+                result = await self._call_tool(run, config, tools, call, part, recorder, workspace)
+                turns.append(
+                    ModelMessage(
+                        "tool",
+                        result.output,
+                        tool_call_id=call.id,
+                        name=call.name,
+                        is_error=result.is_error,
+                    )
+                )
+        return "max_steps"
+
+    async def _stream(
+        self, run: Run, provider: Any, request: ModelRequest, recorder: PartRecorder
+    ) -> tuple[list, Finish]:
+        calls: list[tuple[ToolCallRequest, dict[str, Any]]] = []
+        finish = Finish("stop")
+        streaming = False
+        async for event in provider.stream(request):
+            if isinstance(event, TextDelta | ReasoningDelta):
+                if not streaming:
+                    streaming = True
+                    self._status(run, "streaming")
+                kind = "text" if isinstance(event, TextDelta) else "reasoning"
+                await recorder.delta(kind, event.text)
+            elif isinstance(event, ToolCallRequest):
+                await recorder.close_open()
+                part = await recorder.add(
+                    "tool_call",
+                    "pending",
+                    {
+                        "toolCallId": event.id,
+                        "tool": event.name,
+                        "arguments": dict(event.arguments),
+                    },
+                )
+                calls.append((event, part))
+            elif isinstance(event, Finish):
+                finish = event
+        await recorder.close_open()
+        run.usage["inputTokens"] += finish.input_tokens
+        run.usage["outputTokens"] += finish.output_tokens
+        return calls, finish
+
+    async def _call_tool(
+        self,
+        run: Run,
+        config: AgentConfig,
+        tools: dict[str, Tool],
+        call: ToolCallRequest,
+        part: dict[str, Any],
+        recorder: PartRecorder,
+        workspace: Path | None,
+    ) -> ToolResult:
+        status, result = await self._decide_and_execute(
+            run, config, tools, call, part, recorder, workspace
+        )
+        await recorder.update(part, status=status)
+        await recorder.add(
+            "tool_result",
+            "error" if result.is_error else "completed",
+            {
+                "toolCallId": call.id,
+                "tool": call.name,
+                "output": result.output,
+                "isError": result.is_error,
+                "metadata": result.metadata,
+            },
+        )
+        return result
+
+    async def _decide_and_execute(self, run, config, tools, call, part, recorder, workspace):
+        tool = tools.get(call.name)
+        if tool is None:
+            return "error", ToolResult(f"Unknown tool {call.name!r}", is_error=True)
+        try:
+            args = tool.check_args(dict(call.arguments))
+        except ToolFailure as exc:
+            return "error", ToolResult(str(exc), is_error=True)
+        if tool.needs_exec and not run.identity.can_execute_code:
+            return "denied", ToolResult("This user may not execute code", is_error=True)
+        default = "allow" if tool.read_only else "ask"
+        decision = config.decide(tool.name, tool.subject_of(args), default)
+        if decision == "ask" and await self.app.approvals.granted_for_session(
+            run.session_id, tool.name
+        ):
+            decision = "allow"
+        if decision == "deny":
+            return "denied", ToolResult("Denied by the agent's permission rules", is_error=True)
+        if decision == "ask":
+            refusal = await self._ask(run, call, part, recorder, args)
+            if refusal is not None:
+                return "rejected", refusal
+        await recorder.update(part, status="running")
+        self._status(run, "running_tool")
+        return await self._execute_tool(run, tool, args, workspace)
+
+    async def _ask(self, run, call, part, recorder, args) -> ToolResult | None:
+        approval = await self.app.approvals.request(
+            run.project_id,
+            run.session_id,
+            run.message_id,
+            part["id"],
+            run.id,
+            call.name,
+            args,
+            run.identity.user_id,
+        )
+        run.approval_id = approval["id"]
+        await recorder.update(part, status="waiting_approval", approvalId=approval["id"])
+        self._status(run, "waiting_approval")
+        try:
+            answer = await self.app.approvals.wait(approval["id"], run.project_id)
+        except asyncio.CancelledError:
+            await self.app.approvals.cancel(approval["id"], run.project_id, run.stop_status)
+            raise
+        finally:
+            run.approval_id = None
+        if answer["status"] == "approved":
+            return None
+        reason = answer.get("reason") or answer["status"]
+        return ToolResult(
+            f"The user did not approve this call ({answer['status']}): {reason}", is_error=True
+        )
+
+    async def _execute_tool(self, run, tool, args, workspace) -> tuple[str, ToolResult]:
+        ctx = ToolContext(
+            run.identity,
+            run.project_id,
+            run.session_id,
+            run.message_id or "",
+            run.id,
+            workspace,
+            self.app,
+            self.app.settings,
+        )
+        try:
+            outcome = await tool.execute(ctx, args)
+        except ToolFailure as exc:
+            return "error", ToolResult(str(exc), is_error=True)
+        except BoticalError as exc:
+            return "error", ToolResult(exc.message, is_error=True)
+        except Exception:
+            log.exception("tool %s failed in run %s", tool.name, run.id)
+            return "error", ToolResult("The tool failed unexpectedly", is_error=True)
+        result = outcome if isinstance(outcome, ToolResult) else ToolResult(str(outcome))
+        return ("error" if result.is_error else "completed"), result
+
+    async def _finish(
+        self,
+        run: Run,
+        recorder: PartRecorder,
+        status: str,
+        reason: str,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        await recorder.close_open()
+        for part in recorder.parts:
+            if part["type"] == "tool_call" and part["status"] in OPEN_CALL_STATUSES:
+                await recorder.update(part, status=status)
+        assert run.message_id is not None
+        await self.app.messages.finish_assistant(
+            run.project_id, run.message_id, status, reason, run.usage, error
+        )
+        await self.app.sessions.add_usage(
+            run.session_id, run.usage["inputTokens"], run.usage["outputTokens"], 0.0
+        )

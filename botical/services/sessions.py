@@ -1,0 +1,179 @@
+"""Sessions: create, list, get, update, archive; usage totals; parent sessions for sub-agents."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from botical.bus import Event, EventBus
+from botical.db import Database, now_ms
+from botical.db.models import Message, Session
+from botical.errors import Conflict, NotFound, ValidationError
+from botical.ids import new_id
+from botical.services.messages import with_parts
+from botical.services.pagination import page
+
+EDITABLE = ("title", "agent", "model")
+Check = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def session_to_dict(session: Session) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "projectId": session.project_id,
+        "parentId": session.parent_id,
+        "createdBy": session.created_by_id,
+        "title": session.title,
+        "agent": session.agent,
+        "model": session.model,
+        "status": session.status,
+        "usage": {
+            "inputTokens": session.input_tokens,
+            "outputTokens": session.output_tokens,
+            "cost": session.cost,
+        },
+        "createdAt": session.created_at,
+        "updatedAt": session.updated_at,
+        "archivedAt": session.archived_at,
+    }
+
+
+class SessionService:
+    def __init__(self, db: Database, bus: EventBus, check: Check | None = None) -> None:
+        self._db = db
+        self._bus = bus
+        self._check = check  # validates agent and model names against a project
+
+    def publish(self, name: str, session: dict[str, Any]) -> None:
+        self._bus.publish(
+            Event(
+                name,
+                {"session": session},
+                project_id=session["projectId"],
+                session_id=session["id"],
+                user_id=session["createdBy"],
+            )
+        )
+
+    async def create(
+        self,
+        project_id: str,
+        user_id: str | None,
+        title: str = "",
+        agent: str = "default",
+        model: str | None = None,
+        parent_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a session in a project; a parent must be in the same project."""
+        if self._check:
+            await self._check(project_id, {"agent": agent, "model": model})
+
+        def insert() -> Session:
+            if (
+                parent_id
+                and not Session.select()
+                .where(Session.id == parent_id, Session.project == project_id)
+                .exists()
+            ):
+                raise ValidationError(details={"parentId": ["No such session in this project."]})
+            return Session.create(
+                id=new_id("sess"),
+                project=project_id,
+                parent=parent_id,
+                created_by=user_id,
+                title=title,
+                agent=agent,
+                model=model,
+            )
+
+        data = session_to_dict(await self._db.atomic(insert))
+        self.publish("session.created", data)
+        return data
+
+    async def list(
+        self,
+        project_id: str,
+        status: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """Sessions of a project, newest first."""
+
+        def select() -> dict[str, Any]:
+            query = Session.select().where(Session.project == project_id)
+            if status:
+                query = query.where(Session.status == status)
+            return page(
+                query, Session.id, "sess", limit, cursor, session_to_dict, newest_first=True
+            )
+
+        return await self._db.run(select)
+
+    async def get(self, session_id: str, include_messages: bool = False) -> dict[str, Any]:
+        def select() -> dict[str, Any]:
+            session = Session.get_or_none(Session.id == session_id)
+            if session is None:
+                raise NotFound("Session not found")
+            data = session_to_dict(session)
+            if include_messages:
+                messages = Message.select().where(Message.session == session_id)
+                data["messages"] = with_parts(list(messages.order_by(Message.id)))
+            return data
+
+        return await self._db.run(select)
+
+    async def update(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change title, agent or model of an active session."""
+        current = await self.get(session_id)
+        if self._check and ({"agent", "model"} & changes.keys()):
+            await self._check(current["projectId"], changes)
+
+        def apply() -> Session:
+            session = Session.get_by_id(session_id)
+            if session.status == "archived":
+                raise Conflict("Session is archived")
+            for key in EDITABLE:
+                if key in changes:
+                    setattr(session, key, changes[key])
+            session.updated_at = now_ms()
+            session.save()
+            return session
+
+        data = session_to_dict(await self._db.atomic(apply))
+        self.publish("session.updated", data)
+        return data
+
+    async def archive(self, session_id: str) -> dict[str, Any]:
+        """Archive a session: it stays readable but takes no new messages."""
+
+        def apply() -> Session:
+            session = Session.get_or_none(Session.id == session_id)
+            if session is None:
+                raise NotFound("Session not found")
+            if session.status != "archived":
+                session.status, session.archived_at = "archived", now_ms()
+                session.updated_at = session.archived_at
+                session.save()
+            return session
+
+        data = session_to_dict(await self._db.atomic(apply))
+        self.publish("session.updated", data)
+        return data
+
+    async def add_usage(
+        self, session_id: str, input_tokens: int, output_tokens: int, cost: float
+    ) -> dict[str, Any]:
+        """Add a run's usage to the session's totals."""
+
+        def apply() -> Session:
+            Session.update(
+                input_tokens=Session.input_tokens + input_tokens,
+                output_tokens=Session.output_tokens + output_tokens,
+                cost=Session.cost + cost,
+                updated_at=now_ms(),
+            ).where(Session.id == session_id).execute()
+            return Session.get_by_id(session_id)
+
+        data = session_to_dict(await self._db.atomic(apply))
+        self.publish("session.updated", data)
+        return data
