@@ -34,6 +34,10 @@ from botical.services.projects import ProjectService
 from botical.services.sessions import SessionService
 from botical.services.users import UserService
 from botical.tools.base import Tool
+from botical.websocket.broadcaster import Broadcaster, ChannelKind
+from botical.websocket.connections import ConnectionRegistry
+from botical.websocket.handlers import Dispatcher, MethodSpec
+from botical.websocket.server import WebSocketService
 
 log = logging.getLogger(__name__)
 SECRET_ENV = "BOTICAL_AUTH_SECRET"
@@ -69,6 +73,12 @@ def _named(kind: type) -> Any:
         return value.name, value
 
     return make
+
+
+def _channel(kind: Any) -> tuple[str, Any]:
+    if not isinstance(kind, ChannelKind):
+        raise TypeError(f"expected a ChannelKind, got {type(kind).__name__}")
+    return kind.prefix, kind
 
 
 def provider_config(name: str, settings: Settings) -> ProviderConfig:
@@ -124,7 +134,25 @@ class Botical:
         self.sessions = SessionService(self.db, self.bus, self.runner.check_names)
         self.messages = MessageService(self.db, self.bus)
         self.approvals = ApprovalService(self.db, self.bus, settings.agent.approval_timeout)
+        self.connections = ConnectionRegistry()
+        self.broadcaster = Broadcaster(
+            self.bus,
+            self.connections,
+            (r.value for r in self.registries["channels"]),
+            settings.websocket.replay_buffer,
+            settings.websocket.max_tracked_channels,
+        )
+        self.dispatcher = Dispatcher(self, {r.name: r.value for r in self.registries["methods"]})
+        self.ws = WebSocketService(self)
         self._opened = True
+
+    async def tools_for(self, project_id: str) -> dict[str, Tool]:
+        """The tools agents of a project may call, by name."""
+        return dict(self.tools)
+
+    async def todos_for(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's todo list (empty until todo tracking lands)."""
+        return []
 
     def _collect_registries(self) -> None:
         pm = self.pm
@@ -133,11 +161,14 @@ class Botical:
             "providers": collect(pm, "botical_register_providers", "provider", _provider),
             "tools": collect(pm, "botical_register_tools", "tool", _named(Tool)),
             "agents": collect(pm, "botical_register_agents", "agent", _named(AgentConfig)),
+            "methods": collect(pm, "botical_register_methods", "method", _named(MethodSpec)),
+            "channels": collect(pm, "botical_register_channels", "channel", _channel),
         }
 
     def make_web_app(self) -> tornado.web.Application:
         """The Tornado application with every registered route."""
         routes = [reg.value for reg in self.registries["routes"]]
+        ws = self.settings.websocket
         return tornado.web.Application(
             routes,
             botical=self,
@@ -145,6 +176,9 @@ class Botical:
             log_function=log_request,
             compress_response=False,
             xsrf_cookies=False,
+            websocket_ping_interval=ws.ping_interval or None,
+            websocket_ping_timeout=ws.ping_timeout,
+            websocket_max_message_size=ws.max_message_size,
         )
 
     async def start(self, sockets: list[socket.socket] | None = None) -> None:
@@ -158,6 +192,8 @@ class Botical:
             )
         self.web = self.make_web_app()
         await self.bus.start()
+        self.broadcaster.start()
+        self.ws.start()
         for result in self.pm.hook.botical_startup(app=self):
             await await_me_maybe(result)
         if sockets is None:
@@ -174,6 +210,7 @@ class Botical:
         timeout = self.settings.shutdown_timeout
         if self._server is not None:
             self._server.stop()
+            await self.ws.shutdown(min(timeout, 5.0))
             await self.runner.shutdown()
             try:
                 await asyncio.wait_for(self._server.close_all_connections(), timeout)

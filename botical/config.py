@@ -54,6 +54,26 @@ class ToolSettings:
 
 
 @dataclass(frozen=True)
+class WebSocketSettings:
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    max_message_size: int = 1024 * 1024
+    allowed_origins: tuple[str, ...] = ()
+    queue_max_messages: int = 1000
+    queue_max_bytes: int = 4 * 1024 * 1024
+    rate_limit: float = 20.0
+    rate_burst: int = 60
+    abuse_limit: int = 200
+    max_channels: int = 100
+    max_inflight: int = 16
+    max_connections_per_user: int = 20
+    replay_buffer: int = 1000
+    max_tracked_channels: int = 10000
+    revalidate_interval: float = 30.0
+    request_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class ProviderSettings:
     base_url: str = ""
     api_key_env: str = ""
@@ -77,6 +97,7 @@ class Settings:
     plugins: PluginSettings = field(default_factory=PluginSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     providers: tuple[tuple[str, ProviderSettings], ...] = ()
     source: str = "<defaults>"
 
@@ -153,6 +174,32 @@ class ToolsSchema(_Strict):
         return ToolSettings(**data)
 
 
+class WebSocketSchema(_Strict):
+    ping_interval = fields.Float(load_default=25.0, validate=validate.Range(min=0))
+    ping_timeout = fields.Float(load_default=20.0, validate=validate.Range(min=1))
+    max_message_size = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
+    allowed_origins = fields.List(fields.String(), load_default=list)
+    queue_max_messages = fields.Integer(load_default=1000, validate=validate.Range(min=10))
+    queue_max_bytes = fields.Integer(
+        load_default=4 * 1024 * 1024, validate=validate.Range(min=64 * 1024)
+    )
+    rate_limit = fields.Float(load_default=20.0, validate=validate.Range(min=0.1))
+    rate_burst = fields.Integer(load_default=60, validate=validate.Range(min=1))
+    abuse_limit = fields.Integer(load_default=200, validate=validate.Range(min=1))
+    max_channels = fields.Integer(load_default=100, validate=validate.Range(min=1))
+    max_inflight = fields.Integer(load_default=16, validate=validate.Range(min=1))
+    max_connections_per_user = fields.Integer(load_default=20, validate=validate.Range(min=1))
+    replay_buffer = fields.Integer(load_default=1000, validate=validate.Range(min=0))
+    max_tracked_channels = fields.Integer(load_default=10000, validate=validate.Range(min=10))
+    revalidate_interval = fields.Float(load_default=30.0, validate=validate.Range(min=0.1))
+    request_timeout = fields.Float(load_default=60.0, validate=validate.Range(min=1))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> WebSocketSettings:
+        data["allowed_origins"] = tuple(data["allowed_origins"])
+        return WebSocketSettings(**data)
+
+
 class ProviderSchema(_Strict):
     base_url = fields.String(load_default="")
     api_key_env = fields.String(load_default="")
@@ -182,6 +229,7 @@ class SettingsSchema(_Strict):
     plugins = fields.Nested(PluginsSchema, load_default=dict)
     agent = fields.Nested(AgentSchema, load_default=dict)
     tools = fields.Nested(ToolsSchema, load_default=dict)
+    websocket = fields.Nested(WebSocketSchema, load_default=dict)
     providers = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_-]*$")),
         values=fields.Nested(ProviderSchema),
@@ -190,15 +238,9 @@ class SettingsSchema(_Strict):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Settings:
-        sections = (
-            ("auth", AuthSchema),
-            ("plugins", PluginsSchema),
-            ("agent", AgentSchema),
-            ("tools", ToolsSchema),
-        )
-        for name, schema in sections:
+        for name, schema in _sections().items():
             if isinstance(data[name], dict):  # load_default bypasses the nested post_load
-                data[name] = schema().load(data[name])
+                data[name] = schema.load(data[name])
         data["workspace_roots"] = tuple(data["workspace_roots"])
         data["providers"] = tuple(sorted(data["providers"].items()))
         return Settings(**data)

@@ -51,7 +51,7 @@ def is_id(value: object, prefix: str) -> bool:
     """Tell whether `value` is a well-formed id with this prefix."""
     if not isinstance(value, str):
         return False
-    match = _PATTERN.match(value)
+    match = _PATTERN.fullmatch(value)  # not .match: `$` also matches before a final "\n"
     return bool(match) and match.group(1) == prefix
 
 

@@ -25,7 +25,21 @@ from botical.errors import PluginError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("botical.http.routes",)
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "botical.http.routes",
+    "botical.agent.providers.echo",
+    "botical.agent.providers.openai",
+    "botical.agent.providers.anthropic",
+    "botical.agent.builtin",
+    "botical.tools.builtin",
+    "botical.websocket.server",
+    "botical.websocket.handlers.sessions",
+    "botical.websocket.handlers.messages",
+    "botical.websocket.handlers.agents",
+    "botical.websocket.handlers.tools",
+    "botical.websocket.handlers.subscribe",
+    "botical.websocket.handlers.system",
+)
 
 
 def make_plugin_manager(settings: Settings, extra: tuple[object, ...] = ()) -> pluggy.PluginManager:

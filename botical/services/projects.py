@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
+
 from botical.auth.identity import Identity
 from botical.auth.permissions import Role
 from botical.bus import Event, EventBus
@@ -45,7 +47,7 @@ def resolve_workspace(path: str, identity: Identity, roots: Sequence[str]) -> st
     """Resolve a project directory: it must exist, and lie under a workspace root for non-admins."""
     try:
         resolved = Path(path).expanduser().resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: NUL or unencodable characters
         raise ValidationError(details={"path": ["Directory does not exist."]}) from None
     if not resolved.is_dir():
         raise ValidationError(details={"path": ["Not a directory."]})
@@ -183,7 +185,10 @@ class ProjectService:
                 .exists()
             ):
                 raise Conflict("User is already a member")
-            ProjectMember.create(project=project_id, user=user.id, role=role.label)
+            try:
+                ProjectMember.create(project=project_id, user=user.id, role=role.label)
+            except pw.IntegrityError:  # a concurrent request added the same user first
+                raise Conflict("User is already a member") from None
             return _member(project_id, user.id)
 
         data = member_to_dict(await self._db.atomic(insert))
@@ -245,6 +250,12 @@ def _check_touch(actor_role: Role, member: ProjectMember) -> None:
 
 
 def _keep_an_owner(project_id: str) -> None:
+    if Project._meta.database.for_update:
+        # PostgreSQL: serialize owner changes per project, else two owners could each demote
+        # themselves concurrently, both seeing the other. SQLite has a single writer anyway.
+        Project.select(Project.id).where(Project.id == project_id).for_update(
+            "FOR NO KEY UPDATE"
+        ).execute()
     owners = (
         ProjectMember.select()
         .where(ProjectMember.project == project_id, ProjectMember.role == Role.OWNER.label)

@@ -1,0 +1,333 @@
+"""The `anthropic` provider: Claude through the Messages API, streamed.
+
+The `anthropic` SDK is the optional extra `botical[anthropic]`; it is imported on first use so
+Botical runs without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from botical.agent.providers.base import (
+    Finish,
+    FinishReason,
+    ModelMessage,
+    ModelRequest,
+    ProviderConfig,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallRequest,
+    ToolSpec,
+)
+from botical.errors import ProviderError
+from botical.hookspecs import Register, hookimpl
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MAX_TOKENS = 4096
+# Sent when no key is configured, so the SDK never goes looking for credentials on disk.
+KEYLESS_PLACEHOLDER = "no-key"
+STOP_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "error",
+}
+# What reading a malformed answer raises, from the SDK's JSON decoding or our own field access.
+MALFORMED = (ValueError, TypeError, AttributeError)
+# The HTTP status each error type has when it is not sent inside a stream.
+ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+class AnthropicProvider:
+    """Stream messages from Anthropic's Messages API."""
+
+    name: ClassVar[str] = "anthropic"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.endpoint = public_url(config.base_url or DEFAULT_BASE_URL)
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the model's answer to `request`; raise ProviderError on failure."""
+        sdk = _import_sdk()
+        try:
+            async for event in self._events(sdk, request):
+                yield event
+        except ProviderError:
+            raise
+        except Exception as err:
+            translated = self._translate(sdk, err)
+            if translated is None:
+                raise
+            raise translated from err
+
+    async def aclose(self) -> None:
+        """Close the SDK client's pooled connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _events(self, sdk: Any, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        reader = EventReader()
+        events = await self._sdk_client(sdk).messages.create(**request_params(request))
+        async with events:
+            async for event in events:
+                for item in reader.feed(event):
+                    yield item
+        yield reader.finish()
+
+    def _sdk_client(self, sdk: Any) -> Any:
+        # httpx connections belong to the loop that opened them.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = sdk.AsyncAnthropic(
+                base_url=self.config.base_url or None,
+                api_key=self.config.api_key or KEYLESS_PLACEHOLDER,
+                timeout=self.config.timeout,
+                max_retries=self.config.max_retries,
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _translate(self, sdk: Any, err: Exception) -> ProviderError | None:
+        """Return the ProviderError for an SDK, transport or decoding failure, else None."""
+        import httpx2  # the SDK's HTTP client; it leaves errors in the middle of a stream raw
+
+        if isinstance(err, sdk.APIStatusError):
+            return self._status_error(err)
+        if isinstance(err, sdk.APITimeoutError | httpx2.TimeoutException):
+            return self._error(
+                "network", f"no answer from {self.endpoint} within {self.config.timeout:g}s"
+            )
+        if isinstance(err, sdk.APIConnectionError | httpx2.TransportError):
+            cause = err.__cause__ or err
+            return self._error("network", f"connection to {self.endpoint} failed: {cause}")
+        if isinstance(err, (sdk.APIResponseValidationError, *MALFORMED)):
+            log.warning("Malformed answer from %s", self.endpoint, exc_info=True)
+            return self._error("invalid_response", f"malformed answer from {self.endpoint}: {err}")
+        if isinstance(err, sdk.AnthropicError):
+            return self._error("api", str(err))
+        return None
+
+    def _status_error(self, err: Any) -> ProviderError:
+        message = err.api_message or "no details given"
+        if err.status_code >= 400:
+            return self._http_error(err.status_code, message)
+        # An `event: error` in a stream that had started with HTTP 200.
+        error_type = err.type or "api_error"
+        status = ERROR_TYPE_STATUS.get(error_type, 500)
+        text = f"the stream from {self.endpoint} failed with {error_type}: {message}"
+        kind = "auth" if status in (401, 403) else "rate_limit" if status == 429 else "api"
+        return self._error(kind, text, status=status, error_type=error_type)
+
+    def _http_error(self, status: int, message: str) -> ProviderError:
+        if status == 401:
+            kind = "auth"
+            text = f"{self.endpoint} rejected the API key (HTTP 401); check the configured api_key"
+        elif status == 403:
+            kind, text = "auth", f"{self.endpoint} denied access (HTTP 403): {message}"
+        elif status == 429:
+            kind, text = "rate_limit", f"rate limited by {self.endpoint}: {message}"
+        else:
+            kind, text = "api", f"{self.endpoint} answered HTTP {status}: {message}"
+        return self._error(kind, text, status=status)
+
+    def _error(self, kind: str, message: str, **details: Any) -> ProviderError:
+        text = redact(f"Provider {self.name!r}: {message}", self.config.api_key)
+        return ProviderError(text, details={"kind": kind, **details})
+
+
+@dataclass
+class ToolUseDraft:
+    """A `tool_use` block whose input arrives as `input_json_delta` pieces."""
+
+    id: str
+    name: str
+    initial_input: object
+    pieces: list[str] = field(default_factory=list)
+
+    def complete(self) -> ToolCallRequest:
+        """Return the finished call; raise ProviderError if its input is not a JSON object."""
+        text = "".join(self.pieces).strip()
+        try:
+            arguments = json.loads(text) if text else self.initial_input or {}
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise ProviderError(
+                f"The model sent an invalid call of tool {self.name!r}: input {text[:200]!r}",
+                details={"kind": "invalid_response"},
+            )
+        return ToolCallRequest(id=self.id, name=self.name, arguments=arguments)
+
+
+class EventReader:
+    """Turn Messages API stream events into stream events."""
+
+    def __init__(self) -> None:
+        self.tool_uses: dict[int, ToolUseDraft] = {}
+        self.stop_reason: str | None = None
+        self.stopped = False
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    def feed(self, event: Any) -> Iterator[StreamEvent]:
+        """Yield the text, reasoning and completed tool calls carried by one event."""
+        match event.type:
+            case "message_start":
+                usage = event.message.usage
+                self.input_tokens = (
+                    (usage.input_tokens or 0)
+                    + (usage.cache_creation_input_tokens or 0)
+                    + (usage.cache_read_input_tokens or 0)
+                )
+            case "content_block_start" if event.content_block.type == "tool_use":
+                block = event.content_block
+                self.tool_uses[event.index] = ToolUseDraft(block.id, block.name, block.input)
+            case "content_block_delta":
+                yield from self._delta(event.index, event.delta)
+            case "content_block_stop" if event.index in self.tool_uses:
+                yield self.tool_uses.pop(event.index).complete()
+            case "message_delta":
+                self.stop_reason = event.delta.stop_reason or self.stop_reason
+                self.output_tokens = event.usage.output_tokens or 0
+            case "message_stop":
+                self.stopped = True
+
+    def finish(self) -> Finish:
+        """Return the closing event once the stream has ended."""
+        if not self.stopped:
+            raise ProviderError(
+                "The model's stream ended before message_stop", details={"kind": "invalid_response"}
+            )
+        reason = STOP_REASONS.get(self.stop_reason or "end_turn", "stop")
+        return Finish(reason, self.input_tokens, self.output_tokens)
+
+    def _delta(self, index: int, delta: Any) -> Iterator[StreamEvent]:
+        if delta.type == "text_delta" and delta.text:
+            yield TextDelta(delta.text)
+        elif delta.type == "thinking_delta" and delta.thinking:
+            yield ReasoningDelta(delta.thinking)
+        elif delta.type == "input_json_delta" and index in self.tool_uses:
+            self.tool_uses[index].pieces.append(delta.partial_json or "")
+
+
+def request_params(request: ModelRequest) -> dict[str, Any]:
+    """Return the keyword arguments of `messages.create` for `request`."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": wire_messages(request.messages),
+        "stream": True,
+    }
+    if request.system:
+        params["system"] = request.system
+    if request.tools:
+        params["tools"] = [wire_tool(tool) for tool in request.tools]
+    return params
+
+
+def wire_messages(messages: tuple[ModelMessage, ...]) -> list[dict[str, Any]]:
+    """Map history to Messages API turns, merging neighbours of one role (roles must alternate)."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role, blocks = wire_blocks(message)
+        if not blocks:
+            continue  # the API refuses empty turns and empty text blocks
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+def wire_blocks(message: ModelMessage) -> tuple[str, list[dict[str, Any]]]:
+    """Return the role and content blocks of one turn of history."""
+    if message.role == "tool":
+        result: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": message.tool_call_id,
+            "content": message.content,
+        }
+        if message.is_error:
+            result["is_error"] = True
+        return "user", [result]
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    for call in message.tool_calls:
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": plain(call.arguments)}
+        )
+    return message.role, blocks
+
+
+def wire_tool(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": plain(tool.parameters),
+    }
+
+
+def plain(value: Any) -> Any:
+    """Copy nested mappings and tuples into the dicts and lists a JSON encoder accepts."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def public_url(url: str) -> str:
+    """Return `url` without credentials or query, fit for an error message."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
+
+
+def redact(text: str, secret: str) -> str:
+    """Blank out `secret` wherever an upstream message echoed it."""
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def _import_sdk() -> Any:
+    try:
+        import anthropic
+    except ImportError as err:
+        raise ProviderError(
+            "Provider 'anthropic' needs the anthropic SDK: pip install 'botical[anthropic]'",
+            details={"kind": "not_installed"},
+        ) from err
+    return anthropic
+
+
+@hookimpl
+def botical_register_providers(register: Register) -> None:
+    """Register the Anthropic provider."""
+    register(AnthropicProvider)

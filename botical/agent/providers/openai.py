@@ -1,0 +1,330 @@
+"""The `openai` provider: any OpenAI-compatible Chat Completions endpoint, streamed.
+
+Works with OpenAI, Ollama, vLLM, llama.cpp server and OpenRouter. The `openai` SDK is the
+optional extra `botical[openai]`; it is imported on first use so Botical runs without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from botical.agent.providers.base import (
+    Finish,
+    FinishReason,
+    ModelMessage,
+    ModelRequest,
+    ProviderConfig,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallRequest,
+    ToolSpec,
+)
+from botical.errors import ProviderError
+from botical.hookspecs import Register, hookimpl
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Local servers (Ollama, llama.cpp) take no key, but the SDK refuses to start without one.
+KEYLESS_PLACEHOLDER = "no-key"
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+    "content_filter": "error",
+}
+# What reading a malformed answer raises, from the SDK's JSON decoding or our own field access.
+MALFORMED = (ValueError, TypeError, AttributeError)
+# Compatible servers stream chain-of-thought under one of these non-standard delta fields.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+class OpenAIProvider:
+    """Stream chat completions from an OpenAI-compatible endpoint."""
+
+    name: ClassVar[str] = "openai"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.endpoint = public_url(config.base_url or DEFAULT_BASE_URL)
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the model's answer to `request`; raise ProviderError on failure."""
+        sdk = _import_sdk()
+        try:
+            async for event in self._events(sdk, request):
+                yield event
+        except ProviderError:
+            raise
+        except Exception as err:
+            translated = self._translate(sdk, err)
+            if translated is None:
+                raise
+            raise translated from err
+
+    async def aclose(self) -> None:
+        """Close the SDK client's pooled connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _events(self, sdk: Any, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        reader = ChunkReader()
+        # OpenAI's reasoning models refuse `max_tokens`; most local servers know nothing else.
+        token_field = "max_completion_tokens" if self.endpoint == DEFAULT_BASE_URL else "max_tokens"
+        params = request_params(request, token_field)
+        chunks = await self._sdk_client(sdk).chat.completions.create(**params)
+        async with chunks:
+            async for chunk in chunks:
+                for event in reader.feed(chunk):
+                    yield event
+        yield reader.finish()
+
+    def _sdk_client(self, sdk: Any) -> Any:
+        # httpx connections belong to the loop that opened them.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = sdk.AsyncOpenAI(
+                base_url=self.config.base_url or None,
+                api_key=self.config.api_key or KEYLESS_PLACEHOLDER,
+                timeout=self.config.timeout,
+                max_retries=self.config.max_retries,
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _translate(self, sdk: Any, err: Exception) -> ProviderError | None:
+        """Return the ProviderError for an SDK, transport or decoding failure, else None."""
+        if isinstance(err, sdk.APIStatusError):
+            return self._status_error(err.status_code, api_message(err.body))
+        if isinstance(err, sdk.APITimeoutError):
+            return self._error(
+                "network", f"no answer from {self.endpoint} within {self.config.timeout:g}s"
+            )
+        if isinstance(err, sdk.APIConnectionError):
+            cause = err.__cause__ or err
+            return self._error("network", f"connection to {self.endpoint} failed: {cause}")
+        if isinstance(err, (sdk.APIResponseValidationError, *MALFORMED)):
+            log.warning("Malformed answer from %s", self.endpoint, exc_info=True)
+            return self._error("invalid_response", f"malformed answer from {self.endpoint}: {err}")
+        if isinstance(err, sdk.APIError):
+            # An `{"error": ...}` chunk in the middle of an otherwise successful stream.
+            return self._error("api", f"the stream from {self.endpoint} failed: {err.message}")
+        if isinstance(err, sdk.OpenAIError):
+            return self._error("api", str(err))
+        return None
+
+    def _status_error(self, status: int, message: str) -> ProviderError:
+        if status == 401:
+            kind = "auth"
+            text = f"{self.endpoint} rejected the API key (HTTP 401); check the configured api_key"
+        elif status == 403:
+            kind, text = "auth", f"{self.endpoint} denied access (HTTP 403): {message}"
+        elif status == 429:
+            kind, text = "rate_limit", f"rate limited by {self.endpoint}: {message}"
+        else:
+            kind, text = "api", f"{self.endpoint} answered HTTP {status}: {message}"
+        return self._error(kind, text, status=status)
+
+    def _error(self, kind: str, message: str, **details: Any) -> ProviderError:
+        text = redact(f"Provider {self.name!r}: {message}", self.config.api_key)
+        return ProviderError(text, details={"kind": kind, **details})
+
+
+@dataclass
+class ToolCallDraft:
+    """A tool call whose id and name came first and whose arguments arrive in pieces."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+    def complete(self, index: int) -> ToolCallRequest:
+        """Return the finished call; raise ProviderError if its arguments are not a JSON object."""
+        text = "".join(self.arguments).strip() or "{}"
+        try:
+            arguments = json.loads(text)
+        except ValueError:
+            arguments = None
+        if not self.name or not isinstance(arguments, dict):
+            raise ProviderError(
+                f"The model sent an invalid call of tool {self.name!r}: arguments {text[:200]!r}",
+                details={"kind": "invalid_response"},
+            )
+        # A few compatible servers omit the id; the runner still needs one to link the result.
+        return ToolCallRequest(id=self.id or f"call_{index}", name=self.name, arguments=arguments)
+
+
+class ChunkReader:
+    """Turn `chat.completion.chunk` objects into stream events."""
+
+    def __init__(self) -> None:
+        self.drafts: dict[int, ToolCallDraft] = {}
+        self.finish_reason: str | None = None
+        self.called_tools = False
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    def feed(self, chunk: Any) -> Iterator[StreamEvent]:
+        """Yield the text, reasoning and completed tool calls carried by one chunk."""
+        if chunk.usage is not None:
+            self.input_tokens = chunk.usage.prompt_tokens or 0
+            self.output_tokens = chunk.usage.completion_tokens or 0
+        for choice in chunk.choices or ():
+            if choice.delta is not None:
+                yield from self._feed_delta(choice.delta)
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+                yield from self._flush_tool_calls()
+
+    def finish(self) -> Finish:
+        """Return the closing event once the stream has ended."""
+        if self.finish_reason is None:
+            raise ProviderError(
+                "The model's stream ended without a finish reason",
+                details={"kind": "invalid_response"},
+            )
+        reason = FINISH_REASONS.get(self.finish_reason, "stop")
+        if reason == "stop" and self.called_tools:
+            reason = "tool_calls"  # some servers (older Ollama) say "stop" after tool calls
+        return Finish(reason, self.input_tokens, self.output_tokens)
+
+    def _feed_delta(self, delta: Any) -> Iterator[StreamEvent]:
+        for name in REASONING_FIELDS:
+            reasoning = getattr(delta, name, None)
+            if isinstance(reasoning, str) and reasoning:
+                yield ReasoningDelta(reasoning)
+        if delta.content:
+            yield TextDelta(delta.content)
+        for position, piece in enumerate(delta.tool_calls or ()):
+            index = piece.index if piece.index is not None else position
+            draft = self.drafts.setdefault(index, ToolCallDraft())
+            draft.id = piece.id or draft.id
+            if piece.function is not None:
+                draft.name = piece.function.name or draft.name
+                draft.arguments.append(piece.function.arguments or "")
+
+    def _flush_tool_calls(self) -> Iterator[ToolCallRequest]:
+        for index in sorted(self.drafts):
+            yield self.drafts[index].complete(index)
+            self.called_tools = True
+        self.drafts.clear()
+
+
+def request_params(request: ModelRequest, token_field: str = "max_tokens") -> dict[str, Any]:
+    """Return the keyword arguments of `chat.completions.create` for `request`."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": wire_messages(request),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        params["tools"] = [wire_tool(tool) for tool in request.tools]
+    if request.max_tokens:
+        params[token_field] = request.max_tokens
+    return params
+
+
+def wire_messages(request: ModelRequest) -> list[dict[str, Any]]:
+    """Map the system prompt and history to Chat Completions messages."""
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    return messages + [wire_message(message) for message in request.messages]
+
+
+def wire_message(message: ModelMessage) -> dict[str, Any]:
+    """Map one turn of history to a Chat Completions message."""
+    if message.role == "tool":
+        prefix = "Error: " if message.is_error else ""
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": prefix + message.content,
+        }
+    if message.role == "assistant" and message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [wire_tool_call(call) for call in message.tool_calls],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def wire_tool_call(call: ToolCallRequest) -> dict[str, Any]:
+    arguments = json.dumps(plain(call.arguments), ensure_ascii=False)
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def wire_tool(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": plain(tool.parameters),
+        },
+    }
+
+
+def plain(value: Any) -> Any:
+    """Copy nested mappings and tuples into the dicts and lists a JSON encoder accepts."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def api_message(body: object) -> str:
+    """Return the human-readable message of an error body (`{"message": ...}` or raw text)."""
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return error["message"]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300]
+    return "no details given"
+
+
+def public_url(url: str) -> str:
+    """Return `url` without credentials or query, fit for an error message."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
+
+
+def redact(text: str, secret: str) -> str:
+    """Blank out `secret` wherever an upstream message echoed it."""
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def _import_sdk() -> Any:
+    try:
+        import openai
+    except ImportError as err:
+        raise ProviderError(
+            "Provider 'openai' needs the openai SDK: pip install 'botical[openai]'",
+            details={"kind": "not_installed"},
+        ) from err
+    return openai
+
+
+@hookimpl
+def botical_register_providers(register: Register) -> None:
+    """Register the OpenAI-compatible provider."""
+    register(OpenAIProvider)

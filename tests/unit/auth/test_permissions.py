@@ -1,0 +1,257 @@
+import dataclasses
+import time
+
+import jwt
+import pytest
+
+from botical.auth.identity import MAX_CREDENTIAL_LENGTH, bearer_token
+from botical.auth.permissions import MANAGE, OWN, READ, WRITE, Permissions, Role
+from botical.db import now_ms
+from botical.db.models import Session
+from botical.errors import Forbidden, NotFound, Unauthorized, ValidationError
+from botical.ids import new_id
+
+from .conftest import SECRET
+
+ROLES = list(Role)
+
+
+@pytest.fixture
+def permissions(db):
+    return Permissions(db)
+
+
+@pytest.fixture
+def login(users, tokens, authenticator):
+    """`await login(name, exec=False)` -> the Identity of a new user, authenticated by a token."""
+
+    async def make(name, exec=False):
+        user = await users.create(name, can_execute_code=exec)
+        return await authenticator.authenticate(tokens.issue(user["id"]).token)
+
+    return make
+
+
+@pytest.fixture
+def owner(io_loop, login):
+    return io_loop.run_sync(lambda: login("olivia"))
+
+
+@pytest.fixture
+def project_id(io_loop, projects, owner):
+    return io_loop.run_sync(lambda: projects.create(owner, "Demo"))["id"]
+
+
+@pytest.fixture
+def member_with(projects, login, project_id):
+    """`await member_with(role)` -> the Identity of a new user holding `role` in the project."""
+    count = iter(range(100))
+
+    async def make(role):
+        identity = await login(f"user{next(count)}")
+        await projects.add_member(Role.OWNER, project_id, {"userId": identity.user_id}, role)
+        return identity
+
+    return make
+
+
+@pytest.fixture
+def session_id(io_loop, db, project_id):
+    sid = new_id("sess")
+    io_loop.run_sync(lambda: db.run(Session.create, id=sid, project=project_id))
+    return sid
+
+
+def test_roles_are_ordered_viewer_member_admin_owner():
+    assert Role.VIEWER < Role.MEMBER < Role.ADMIN < Role.OWNER
+    assert (READ, WRITE, MANAGE, OWN) == (Role.VIEWER, Role.MEMBER, Role.ADMIN, Role.OWNER)
+
+
+def test_role_parse_reads_lower_case_names():
+    assert [Role.parse(role.label) for role in ROLES] == ROLES
+
+
+def test_role_parse_rejects_an_unknown_name_naming_the_field():
+    with pytest.raises(ValidationError) as caught:
+        Role.parse("superuser")
+    assert list(caught.value.details) == ["role"]
+
+
+@pytest.mark.gen_test
+async def test_a_non_member_gets_not_found(permissions, login, project_id):
+    stranger = await login("stranger")
+    with pytest.raises(NotFound):
+        await permissions.require(stranger, project_id, Role.VIEWER)
+    assert await permissions.role(stranger, project_id) is None
+
+
+@pytest.mark.gen_test
+async def test_an_unknown_project_is_not_found(permissions, owner):
+    with pytest.raises(NotFound):
+        await permissions.require(owner, new_id("prj"), Role.VIEWER)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("role", "minimum"), [(r, m) for r in ROLES[:3] for m in ROLES if r < m])
+async def test_a_member_below_the_minimum_gets_forbidden(
+    permissions, member_with, project_id, role, minimum
+):
+    identity = await member_with(role)
+    with pytest.raises(Forbidden):
+        await permissions.require(identity, project_id, minimum)
+    assert not await permissions.may(identity, project_id, minimum)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("role", "minimum"), [(r, m) for r in ROLES[:3] for m in ROLES if r >= m])
+async def test_a_member_at_or_above_the_minimum_passes(
+    permissions, member_with, project_id, role, minimum
+):
+    identity = await member_with(role)
+    assert await permissions.require(identity, project_id, minimum) == role
+    assert await permissions.may(identity, project_id, minimum)
+
+
+@pytest.mark.gen_test
+async def test_the_creator_of_a_project_is_its_owner(permissions, owner, project_id):
+    assert await permissions.require(owner, project_id, Role.OWNER) == Role.OWNER
+
+
+@pytest.mark.gen_test
+async def test_a_project_scoped_key_sees_only_its_project(
+    permissions, projects, apikeys, authenticator, owner, project_id
+):
+    other = (await projects.create(owner, "Other"))["id"]
+    _, plaintext = await apikeys.create(owner.user_id, project_id=project_id)
+    scoped = await authenticator.authenticate(plaintext)
+    assert await permissions.require(scoped, project_id, Role.OWNER) == Role.OWNER
+    with pytest.raises(NotFound):
+        await permissions.require(scoped, other, Role.VIEWER)
+    assert await permissions.require(owner, other, Role.OWNER) == Role.OWNER
+
+
+@pytest.mark.gen_test
+async def test_require_session_returns_the_sessions_project(
+    permissions, member_with, project_id, session_id
+):
+    viewer = await member_with(Role.VIEWER)
+    assert await permissions.require_session(viewer, session_id, Role.VIEWER) == project_id
+
+
+@pytest.mark.gen_test
+async def test_require_session_hides_the_session_from_a_non_member(permissions, login, session_id):
+    with pytest.raises(NotFound, match="Session not found"):
+        await permissions.require_session(await login("stranger"), session_id, Role.VIEWER)
+
+
+@pytest.mark.gen_test
+async def test_require_session_forbids_a_member_below_the_minimum(
+    permissions, member_with, session_id
+):
+    viewer = await member_with(Role.VIEWER)
+    with pytest.raises(Forbidden):
+        await permissions.require_session(viewer, session_id, Role.MEMBER)
+
+
+@pytest.mark.gen_test
+async def test_require_session_of_an_unknown_session_is_not_found(permissions, owner):
+    with pytest.raises(NotFound):
+        await permissions.require_session(owner, new_id("sess"), Role.VIEWER)
+
+
+@pytest.mark.gen_test
+async def test_code_execution_needs_the_users_flag(login):
+    Permissions.require_code_execution(await login("runner", exec=True))
+    with pytest.raises(Forbidden):
+        Permissions.require_code_execution(await login("reader", exec=False))
+
+
+@pytest.mark.gen_test
+async def test_authenticator_accepts_a_token(authenticator, tokens, alice):
+    issued = tokens.issue(alice)
+    identity = await authenticator.authenticate(issued.token)
+    assert (identity.user_id, identity.name, identity.kind) == (alice, "alice", "token")
+    assert (identity.credential_id, identity.expires_at) == (issued.jti, issued.expires_at)
+    assert identity.project_scope is None
+
+
+@pytest.mark.gen_test
+async def test_authenticator_accepts_an_api_key(authenticator, apikeys, owner, project_id):
+    view, plaintext = await apikeys.create(owner.user_id, project_id=project_id)
+    identity = await authenticator.authenticate(plaintext)
+    assert (identity.user_id, identity.kind, identity.credential_id) == (
+        owner.user_id,
+        "apikey",
+        view["id"],
+    )
+    assert (identity.project_scope, identity.expires_at) == (project_id, None)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("credential", [None, ""])
+async def test_authenticator_rejects_a_missing_credential(authenticator, credential):
+    with pytest.raises(Unauthorized):
+        await authenticator.authenticate(credential)
+
+
+@pytest.mark.gen_test
+async def test_authenticator_rejects_a_token_of_an_unknown_user(authenticator, tokens):
+    with pytest.raises(Unauthorized, match="Unknown user"):
+        await authenticator.authenticate(tokens.issue(new_id("usr")).token)
+
+
+def padded_token(user_id, pad):
+    now = int(time.time())
+    claims = {"sub": user_id, "iat": now, "exp": now + 60, "jti": new_id("tok"), "iss": "botical"}
+    return jwt.encode({**claims, "pad": "x" * pad}, SECRET, algorithm="HS256")
+
+
+@pytest.mark.gen_test
+async def test_authenticator_rejects_an_over_long_credential_even_if_validly_signed(
+    authenticator, alice
+):
+    short, long = padded_token(alice, 100), padded_token(alice, MAX_CREDENTIAL_LENGTH)
+    assert (await authenticator.authenticate(short)).user_id == alice
+    assert len(long) > MAX_CREDENTIAL_LENGTH
+    with pytest.raises(Unauthorized):
+        await authenticator.authenticate(long)
+
+
+@pytest.mark.gen_test
+async def test_a_token_identity_is_no_longer_valid_once_revoked(authenticator, tokens, alice):
+    issued = tokens.issue(alice)
+    identity = await authenticator.authenticate(issued.token)
+    assert await authenticator.still_valid(identity)
+    await tokens.revoke(issued.token)
+    assert not await authenticator.still_valid(identity)
+
+
+@pytest.mark.gen_test
+async def test_an_api_key_identity_is_no_longer_valid_once_revoked(authenticator, apikeys, alice):
+    view, plaintext = await apikeys.create(alice)
+    identity = await authenticator.authenticate(plaintext)
+    assert await authenticator.still_valid(identity)
+    await apikeys.revoke(view["id"])
+    assert not await authenticator.still_valid(identity)
+
+
+@pytest.mark.gen_test
+async def test_a_token_identity_is_no_longer_valid_once_expired(authenticator, tokens, alice):
+    identity = await authenticator.authenticate(tokens.issue(alice).token)
+    expired = dataclasses.replace(identity, expires_at=now_ms() - 1)
+    assert not await authenticator.still_valid(expired)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Basic abc", None),
+        ("Bearer ", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_bearer_token_reads_only_bearer_credentials(header, expected):
+    assert bearer_token(header) == expected
