@@ -1,0 +1,1 @@
+"""The WebSocket API at /ws: protocol, connections, broadcasting, handlers as plugins."""

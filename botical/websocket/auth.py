@@ -1,0 +1,65 @@
+"""Authentication at the upgrade (before any socket opens), Origin policy, channel checks."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from tornado.httputil import HTTPServerRequest
+
+from botical.auth.identity import Authenticator, Identity, bearer_token
+from botical.errors import BoticalError, Forbidden, ValidationError
+from botical.websocket.broadcaster import ChannelKind
+from botical.websocket.protocol import TOKEN_SUBPROTOCOL_PREFIX
+
+
+def request_credential(request: HTTPServerRequest) -> str | None:
+    """The token from `?token=`, `Authorization: Bearer`, or a `botical.token.<t>` subprotocol."""
+    values = request.query_arguments.get("token")
+    if values:
+        return values[0].decode("utf-8", errors="replace")
+    header = bearer_token(request.headers.get("Authorization"))
+    if header:
+        return header
+    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        proto = proto.strip()
+        if proto.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return proto[len(TOKEN_SUBPROTOCOL_PREFIX) :]
+    return None
+
+
+async def authenticate(request: HTTPServerRequest, auth: Authenticator) -> Identity:
+    """Verify the upgrade request's credential; UNAUTHORIZED when missing or invalid."""
+    return await auth.authenticate(request_credential(request))
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (non-browser clients) and same-origin are allowed; others must be listed."""
+    if not origin:
+        return True
+    if origin.rstrip("/") in allowed or "*" in allowed:
+        return True
+    parsed = urlsplit(origin)
+    return bool(host) and parsed.netloc.lower() == (host or "").lower()
+
+
+def split_channel(channel: str) -> tuple[str, str]:
+    """`"session:sess_1"` -> `("session", "sess_1")`; VALIDATION_ERROR when malformed."""
+    prefix, sep, ident = channel.partition(":")
+    if not sep or not prefix or not ident:
+        raise ValidationError(details={"channel": ["Use the form kind:id."]})
+    return prefix, ident
+
+
+async def authorize_channel(
+    app: Any, identity: Identity, kinds: dict[str, ChannelKind], channel: str
+) -> None:
+    """Raise FORBIDDEN unless the identity may subscribe to `channel`."""
+    prefix, ident = split_channel(channel)
+    kind = kinds.get(prefix)
+    if kind is None:
+        raise ValidationError(details={"channel": [f"Unknown channel kind {prefix!r}."]})
+    try:
+        await kind.authorize(app, identity, ident)
+    except BoticalError:  # NOT_FOUND included: never reveal whether the channel exists
+        raise Forbidden("You may not subscribe to this channel") from None

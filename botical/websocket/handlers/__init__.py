@@ -1,0 +1,114 @@
+"""Method registry and dispatcher. A method is a small async function declared with `@method`
+(name, params schema, result schema, required role, how to find its project); namespace modules
+register theirs through `botical_register_methods`. The dispatcher validates, authorizes, calls
+and answers; handlers never build frames or catch broad exceptions."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from marshmallow import RAISE, Schema
+from marshmallow import ValidationError as SchemaError
+
+from botical.auth.identity import Identity
+from botical.auth.permissions import Role
+from botical.errors import MethodNotFound, ValidationError
+from botical.ids import check_id
+
+Handler = Callable[["MethodContext", dict[str, Any]], Awaitable[Any]]
+SCOPES = ("project", "session", "approval", None)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    handler: Handler
+    params: type[Schema]
+    result: type[Schema] | None
+    role: Role | None
+    scope: str | None
+    doc: str
+
+
+@dataclass
+class MethodContext:
+    """What a handler gets: the app's services, the caller, and the authorized project."""
+
+    app: Any
+    identity: Identity
+    connection: Any
+    project_id: str | None = None
+    role: Role | None = None
+
+
+def method(
+    name: str,
+    params: type[Schema],
+    result: type[Schema] | None = None,
+    role: Role | None = Role.VIEWER,
+    scope: str | None = "project",
+):
+    """Declare a method. `scope` says which param names its project: `projectId` ("project"),
+    `sessionId` ("session"), `approvalId` ("approval"), or None for methods about the caller."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}")
+
+    def decorate(fn: Handler) -> Handler:
+        doc = (inspect.getdoc(fn) or "").split("\n")[0]
+        fn.botical_method = MethodSpec(name, fn, params, result, role, scope, doc)  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def methods_of(module: ModuleType) -> list[MethodSpec]:
+    """The methods a namespace module declares, in source order."""
+    found = [getattr(v, "botical_method", None) for v in vars(module).values()]
+    return [spec for spec in found if isinstance(spec, MethodSpec)]
+
+
+def register_module(register: Callable[[MethodSpec], None], module: ModuleType) -> None:
+    """Register every method a module declares (use in a `botical_register_methods` hook)."""
+    for spec in methods_of(module):
+        register(spec)
+
+
+class Dispatcher:
+    def __init__(self, app: Any, methods: dict[str, MethodSpec]) -> None:
+        self.app = app
+        self.methods = methods
+
+    async def call(self, connection: Any, name: str, params: dict[str, Any]) -> Any:
+        """Validate, authorize and run one request; errors are raised as BoticalError."""
+        spec = self.methods.get(name)
+        if spec is None:
+            raise MethodNotFound(f"Unknown method {name!r}")
+        try:
+            args = spec.params().load(params, unknown=RAISE)
+        except SchemaError as exc:
+            raise ValidationError(details=exc.messages) from None
+        ctx = MethodContext(self.app, connection.identity, connection)
+        await self._authorize(spec, ctx, args)
+        return await spec.handler(ctx, args)
+
+    async def _authorize(self, spec: MethodSpec, ctx: MethodContext, args: dict[str, Any]):
+        if spec.scope is None or spec.role is None:
+            return
+        permissions = self.app.permissions
+        if spec.scope == "project":
+            ctx.project_id = check_id(args["projectId"], "prj", "projectId")
+            ctx.role = await permissions.require(ctx.identity, ctx.project_id, spec.role)
+        elif spec.scope == "session":
+            session_id = check_id(args["sessionId"], "sess", "sessionId")
+            ctx.project_id = await permissions.require_session(ctx.identity, session_id, spec.role)
+        else:
+            approval = await self.app.approvals.get(
+                check_id(args["approvalId"], "appr", "approvalId")
+            )
+            ctx.project_id = await permissions.require_session(
+                ctx.identity, approval["sessionId"], spec.role
+            )

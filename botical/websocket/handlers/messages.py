@@ -1,0 +1,87 @@
+"""messages.*: list, send, cancel, retry."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from botical.auth.permissions import READ, WRITE
+from botical.hookspecs import hookimpl
+from botical.ids import check_id
+from botical.services.pagination import MAX_LIMIT
+from botical.websocket.handlers import MethodContext, method, register_module
+from botical.websocket.handlers import results as r
+
+_session = fields.String(required=True, validate=validate.Length(max=40))
+MAX_CONTENT = 200_000
+
+
+class ListParams(Schema):
+    sessionId = _session
+    after = fields.String(validate=validate.Length(max=40))
+    limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class SendParams(Schema):
+    sessionId = _session
+    content = fields.String(required=True, validate=validate.Length(min=1, max=MAX_CONTENT))
+    agent = fields.String(validate=validate.Length(min=1, max=64))
+    model = fields.String(validate=validate.Length(min=1, max=200))
+    idempotencyKey = fields.String(validate=validate.Length(min=1, max=128))
+
+
+class SessionParams(Schema):
+    sessionId = _session
+
+
+class RetryParams(Schema):
+    sessionId = _session
+    messageId = fields.String(validate=validate.Length(max=40))
+
+
+@method("messages.list", ListParams, r.MessagePage, role=READ, scope="session")
+async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
+    """List a session's messages with their parts, oldest first."""
+    if "after" in p:
+        check_id(p["after"], "msg", "after")
+    return await ctx.app.messages.list(
+        p["sessionId"], p.get("after"), p.get("limit"), p.get("cursor")
+    )
+
+
+@method("messages.send", SendParams, r.SendResult, role=WRITE, scope="session")
+async def send(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Send a message; answers at once with the message and run id, the answer streams."""
+    return await ctx.app.runner.send(
+        ctx.identity,
+        ctx.project_id,
+        p["sessionId"],
+        p["content"],
+        agent=p.get("agent"),
+        model=p.get("model"),
+        idempotency_key=p.get("idempotencyKey"),
+    )
+
+
+@method("messages.cancel", SessionParams, r.CancelResult, role=WRITE, scope="session")
+async def cancel(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Cancel the session's run."""
+    return await ctx.app.runner.cancel(p["sessionId"])
+
+
+@method("messages.retry", RetryParams, r.RunResult, role=WRITE, scope="session")
+async def retry(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Answer a user message again (the last one by default)."""
+    if "messageId" in p:
+        check_id(p["messageId"], "msg", "messageId")
+    return await ctx.app.runner.retry(
+        ctx.identity, ctx.project_id, p["sessionId"], p.get("messageId")
+    )
+
+
+@hookimpl
+def botical_register_methods(register) -> None:
+    register_module(register, sys.modules[__name__])
