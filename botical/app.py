@@ -223,6 +223,10 @@ class Botical:
             except Exception:
                 log.exception("a plugin's shutdown hook failed")
         if self._opened:
+            for provider in self.providers.values():
+                close = getattr(provider, "aclose", None)
+                if close is not None:
+                    await close()
             await self.bus.stop()
             self.db.close()
             self._opened = False

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import botical
 from botical.http.base import ApiHandler, BaseHandler
 from botical.plugins import plugin_info
 
 READY_TIMEOUT = 5.0
+INDEX = Path(__file__).resolve().parent.parent / "static" / "index.html"
 
 
 class HealthHandler(BaseHandler):
@@ -28,6 +30,19 @@ class ReadyHandler(BaseHandler):
             self.write_json({"status": "unavailable", "checks": {"database": "failed"}}, status=503)
             return
         self.write_json({"status": "ready", "checks": {"database": "ok"}})
+
+
+class IndexHandler(BaseHandler):
+    """`GET /`: the landing page; it takes the token from the URL into sessionStorage."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Referrer-Policy", "no-referrer")  # the URL may still hold the token
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'",
+        )
+        self.finish(INDEX.read_bytes())
 
 
 class PluginsHandler(ApiHandler):

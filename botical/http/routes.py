@@ -10,6 +10,7 @@ ID = r"([a-z]+_[0-9a-z]+)"
 
 @hookimpl
 def botical_register_routes(register: Register) -> None:
+    register(r"/", health.IndexHandler)
     register(r"/health", health.HealthHandler)
     register(r"/health/ready", health.ReadyHandler)
     register(r"/-/plugins", health.PluginsHandler)

@@ -6,26 +6,24 @@ Botical runs without it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from botical.agent.providers.base import (
     Finish,
     FinishReason,
     ModelMessage,
     ModelRequest,
-    ProviderConfig,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCallRequest,
     ToolSpec,
 )
+from botical.agent.providers.sdk import MALFORMED, SdkProvider, plain
 from botical.errors import ProviderError
 from botical.hookspecs import Register, hookimpl
 
@@ -44,8 +42,6 @@ STOP_REASONS: dict[str, FinishReason] = {
     "model_context_window_exceeded": "length",
     "refusal": "error",
 }
-# What reading a malformed answer raises, from the SDK's JSON decoding or our own field access.
-MALFORMED = (ValueError, TypeError, AttributeError)
 # The HTTP status each error type has when it is not sent inside a stream.
 ERROR_TYPE_STATUS = {
     "invalid_request_error": 400,
@@ -61,36 +57,13 @@ ERROR_TYPE_STATUS = {
 }
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     """Stream messages from Anthropic's Messages API."""
 
     name: ClassVar[str] = "anthropic"
-
-    def __init__(self, config: ProviderConfig) -> None:
-        self.config = config
-        self.endpoint = public_url(config.base_url or DEFAULT_BASE_URL)
-        self._client: Any = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        """Stream the model's answer to `request`; raise ProviderError on failure."""
-        sdk = _import_sdk()
-        try:
-            async for event in self._events(sdk, request):
-                yield event
-        except ProviderError:
-            raise
-        except Exception as err:
-            translated = self._translate(sdk, err)
-            if translated is None:
-                raise
-            raise translated from err
-
-    async def aclose(self) -> None:
-        """Close the SDK client's pooled connections."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+    sdk_module: ClassVar[str] = "anthropic"
+    client_class: ClassVar[str] = "AsyncAnthropic"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
 
     async def _events(self, sdk: Any, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         reader = EventReader()
@@ -101,19 +74,6 @@ class AnthropicProvider:
                     yield item
         yield reader.finish()
 
-    def _sdk_client(self, sdk: Any) -> Any:
-        # httpx connections belong to the loop that opened them.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = sdk.AsyncAnthropic(
-                base_url=self.config.base_url or None,
-                api_key=self.config.api_key or KEYLESS_PLACEHOLDER,
-                timeout=self.config.timeout,
-                max_retries=self.config.max_retries,
-            )
-            self._client_loop = loop
-        return self._client
-
     def _translate(self, sdk: Any, err: Exception) -> ProviderError | None:
         """Return the ProviderError for an SDK, transport or decoding failure, else None."""
         import httpx2  # the SDK's HTTP client; it leaves errors in the middle of a stream raw
@@ -121,15 +81,11 @@ class AnthropicProvider:
         if isinstance(err, sdk.APIStatusError):
             return self._status_error(err)
         if isinstance(err, sdk.APITimeoutError | httpx2.TimeoutException):
-            return self._error(
-                "network", f"no answer from {self.endpoint} within {self.config.timeout:g}s"
-            )
+            return self._timeout_error()
         if isinstance(err, sdk.APIConnectionError | httpx2.TransportError):
-            cause = err.__cause__ or err
-            return self._error("network", f"connection to {self.endpoint} failed: {cause}")
+            return self._connection_error(err)
         if isinstance(err, (sdk.APIResponseValidationError, *MALFORMED)):
-            log.warning("Malformed answer from %s", self.endpoint, exc_info=True)
-            return self._error("invalid_response", f"malformed answer from {self.endpoint}: {err}")
+            return self._malformed(err)
         if isinstance(err, sdk.AnthropicError):
             return self._error("api", str(err))
         return None
@@ -144,22 +100,6 @@ class AnthropicProvider:
         text = f"the stream from {self.endpoint} failed with {error_type}: {message}"
         kind = "auth" if status in (401, 403) else "rate_limit" if status == 429 else "api"
         return self._error(kind, text, status=status, error_type=error_type)
-
-    def _http_error(self, status: int, message: str) -> ProviderError:
-        if status == 401:
-            kind = "auth"
-            text = f"{self.endpoint} rejected the API key (HTTP 401); check the configured api_key"
-        elif status == 403:
-            kind, text = "auth", f"{self.endpoint} denied access (HTTP 403): {message}"
-        elif status == 429:
-            kind, text = "rate_limit", f"rate limited by {self.endpoint}: {message}"
-        else:
-            kind, text = "api", f"{self.endpoint} answered HTTP {status}: {message}"
-        return self._error(kind, text, status=status)
-
-    def _error(self, kind: str, message: str, **details: Any) -> ProviderError:
-        text = redact(f"Provider {self.name!r}: {message}", self.config.api_key)
-        return ProviderError(text, details={"kind": kind, **details})
 
 
 @dataclass
@@ -293,38 +233,6 @@ def wire_tool(tool: ToolSpec) -> dict[str, Any]:
         "description": tool.description,
         "input_schema": plain(tool.parameters),
     }
-
-
-def plain(value: Any) -> Any:
-    """Copy nested mappings and tuples into the dicts and lists a JSON encoder accepts."""
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
-def public_url(url: str) -> str:
-    """Return `url` without credentials or query, fit for an error message."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
-
-
-def redact(text: str, secret: str) -> str:
-    """Blank out `secret` wherever an upstream message echoed it."""
-    return text.replace(secret, "[redacted]") if secret else text
-
-
-def _import_sdk() -> Any:
-    try:
-        import anthropic
-    except ImportError as err:
-        raise ProviderError(
-            "Provider 'anthropic' needs the anthropic SDK: pip install 'botical[anthropic]'",
-            details={"kind": "not_installed"},
-        ) from err
-    return anthropic
 
 
 @hookimpl

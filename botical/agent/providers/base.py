@@ -86,7 +86,6 @@ class ProviderConfig:
     api_key: str = field(default="", repr=False)
     timeout: float = 60.0
     max_retries: int = 2
-    default_model: str = ""
 
 
 @runtime_checkable

@@ -6,34 +6,30 @@ optional extra `botical[openai]`; it is imported on first use so Botical runs wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from botical.agent.providers.base import (
     Finish,
     FinishReason,
     ModelMessage,
     ModelRequest,
-    ProviderConfig,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCallRequest,
     ToolSpec,
 )
+from botical.agent.providers.sdk import MALFORMED, SdkProvider, plain
 from botical.errors import ProviderError
 from botical.hookspecs import Register, hookimpl
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# Local servers (Ollama, llama.cpp) take no key, but the SDK refuses to start without one.
-KEYLESS_PLACEHOLDER = "no-key"
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "tool_calls": "tool_calls",
@@ -41,42 +37,17 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "length": "length",
     "content_filter": "error",
 }
-# What reading a malformed answer raises, from the SDK's JSON decoding or our own field access.
-MALFORMED = (ValueError, TypeError, AttributeError)
 # Compatible servers stream chain-of-thought under one of these non-standard delta fields.
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider):
     """Stream chat completions from an OpenAI-compatible endpoint."""
 
     name: ClassVar[str] = "openai"
-
-    def __init__(self, config: ProviderConfig) -> None:
-        self.config = config
-        self.endpoint = public_url(config.base_url or DEFAULT_BASE_URL)
-        self._client: Any = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        """Stream the model's answer to `request`; raise ProviderError on failure."""
-        sdk = _import_sdk()
-        try:
-            async for event in self._events(sdk, request):
-                yield event
-        except ProviderError:
-            raise
-        except Exception as err:
-            translated = self._translate(sdk, err)
-            if translated is None:
-                raise
-            raise translated from err
-
-    async def aclose(self) -> None:
-        """Close the SDK client's pooled connections."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+    sdk_module: ClassVar[str] = "openai"
+    client_class: ClassVar[str] = "AsyncOpenAI"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
 
     async def _events(self, sdk: Any, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         reader = ChunkReader()
@@ -90,55 +61,22 @@ class OpenAIProvider:
                     yield event
         yield reader.finish()
 
-    def _sdk_client(self, sdk: Any) -> Any:
-        # httpx connections belong to the loop that opened them.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = sdk.AsyncOpenAI(
-                base_url=self.config.base_url or None,
-                api_key=self.config.api_key or KEYLESS_PLACEHOLDER,
-                timeout=self.config.timeout,
-                max_retries=self.config.max_retries,
-            )
-            self._client_loop = loop
-        return self._client
-
     def _translate(self, sdk: Any, err: Exception) -> ProviderError | None:
         """Return the ProviderError for an SDK, transport or decoding failure, else None."""
         if isinstance(err, sdk.APIStatusError):
-            return self._status_error(err.status_code, api_message(err.body))
+            return self._http_error(err.status_code, api_message(err.body))
         if isinstance(err, sdk.APITimeoutError):
-            return self._error(
-                "network", f"no answer from {self.endpoint} within {self.config.timeout:g}s"
-            )
+            return self._timeout_error()
         if isinstance(err, sdk.APIConnectionError):
-            cause = err.__cause__ or err
-            return self._error("network", f"connection to {self.endpoint} failed: {cause}")
+            return self._connection_error(err)
         if isinstance(err, (sdk.APIResponseValidationError, *MALFORMED)):
-            log.warning("Malformed answer from %s", self.endpoint, exc_info=True)
-            return self._error("invalid_response", f"malformed answer from {self.endpoint}: {err}")
+            return self._malformed(err)
         if isinstance(err, sdk.APIError):
             # An `{"error": ...}` chunk in the middle of an otherwise successful stream.
             return self._error("api", f"the stream from {self.endpoint} failed: {err.message}")
         if isinstance(err, sdk.OpenAIError):
             return self._error("api", str(err))
         return None
-
-    def _status_error(self, status: int, message: str) -> ProviderError:
-        if status == 401:
-            kind = "auth"
-            text = f"{self.endpoint} rejected the API key (HTTP 401); check the configured api_key"
-        elif status == 403:
-            kind, text = "auth", f"{self.endpoint} denied access (HTTP 403): {message}"
-        elif status == 429:
-            kind, text = "rate_limit", f"rate limited by {self.endpoint}: {message}"
-        else:
-            kind, text = "api", f"{self.endpoint} answered HTTP {status}: {message}"
-        return self._error(kind, text, status=status)
-
-    def _error(self, kind: str, message: str, **details: Any) -> ProviderError:
-        text = redact(f"Provider {self.name!r}: {message}", self.config.api_key)
-        return ProviderError(text, details={"kind": kind, **details})
 
 
 @dataclass
@@ -280,15 +218,6 @@ def wire_tool(tool: ToolSpec) -> dict[str, Any]:
     }
 
 
-def plain(value: Any) -> Any:
-    """Copy nested mappings and tuples into the dicts and lists a JSON encoder accepts."""
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
 def api_message(body: object) -> str:
     """Return the human-readable message of an error body (`{"message": ...}` or raw text)."""
     if isinstance(body, Mapping):
@@ -298,30 +227,6 @@ def api_message(body: object) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
     return "no details given"
-
-
-def public_url(url: str) -> str:
-    """Return `url` without credentials or query, fit for an error message."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
-
-
-def redact(text: str, secret: str) -> str:
-    """Blank out `secret` wherever an upstream message echoed it."""
-    return text.replace(secret, "[redacted]") if secret else text
-
-
-def _import_sdk() -> Any:
-    try:
-        import openai
-    except ImportError as err:
-        raise ProviderError(
-            "Provider 'openai' needs the openai SDK: pip install 'botical[openai]'",
-            details={"kind": "not_installed"},
-        ) from err
-    return openai
 
 
 @hookimpl
