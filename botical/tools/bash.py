@@ -13,6 +13,8 @@ from marshmallow import Schema, fields, validate
 from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 from botical.tools.sandbox import minimal_env
 
+KILL_GRACE = 5  # seconds to wait for a killed command's exit
+
 
 class BashArgs(Schema):
     command = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
@@ -45,16 +47,20 @@ async def run_command(
                 chunks.append(chunk[: cap - size])
             size += len(chunk)
 
+    finished = False
     try:
         await asyncio.wait_for(asyncio.gather(drain(), proc.wait()), timeout)
+        finished = True
         return proc.returncode, b"".join(chunks), size > cap
     except TimeoutError:
         return None, b"".join(chunks), size > cap
     finally:
-        if proc.returncode is None:  # timed out or cancelled: kill the whole process group
+        if not finished:  # timed out or cancelled: kill the whole group, even if bash has exited
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            # proc.wait() also waits for the pipe, which a child in another session may hold
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), KILL_GRACE)
 
 
 async def bash(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:

@@ -122,6 +122,11 @@ def _walk(root: Path, base: Path) -> list[Path]:
     return out
 
 
+def _glob_match(name: str, pattern: str) -> bool:
+    """fnmatch, where `**/` may also stand for no directory (`**/*.py` matches `a.py`)."""
+    return fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(name, pattern.replace("**/", ""))
+
+
 async def glob(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     """List files matching a glob pattern such as `**/*.py`."""
     root = ctx.require_workspace().resolve()
@@ -133,7 +138,7 @@ async def glob(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         names = [_rel(root, p) for p in _walk(root, base)]
         rel_base = _rel(root, base)
         prefix = "" if rel_base == "." else rel_base + "/"
-        return [n for n in names if fnmatch.fnmatch(n[len(prefix) :], args["pattern"])]
+        return [n for n in names if _glob_match(n[len(prefix) :], args["pattern"])]
 
     matches = await asyncio.to_thread(find)
     shown = matches[:MAX_MATCHES]
