@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 
 from botical.errors import ValidationError
@@ -38,12 +39,23 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+_MAX_RAND = (1 << 80) - 1
+_last = [0, 0]  # time and random part of the last id made in this process
+_lock = threading.Lock()
+
+
 def new_id(prefix: str) -> str:
     """Return a new id: prefix, 48-bit millisecond time and 80 random bits, sortable by time."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        millis = time.time_ns() // 1_000_000
+        if millis <= _last[0] and _last[1] < _MAX_RAND:
+            # same millisecond as the last id: count up, so ids keep their creation order
+            millis, rand = _last[0], _last[1] + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _last[:] = [millis, rand]
     return f"{prefix}_{_encode(millis, 10)}{_encode(rand, 16)}"
 
 

@@ -178,6 +178,8 @@ class Runner:
 
     def _launch(self, run: Run, user_message_id: str, config: AgentConfig, model_ref: str):
         run.task = asyncio.create_task(self._guarded(run, user_message_id, config, model_ref))
+        # a task cancelled before its first step never runs `_guarded`'s cleanup
+        run.task.add_done_callback(lambda _: self._release(run))
 
     async def _resolve(
         self, project_id: str, session: dict[str, Any], agent: str | None, model: str | None
@@ -219,9 +221,16 @@ class Runner:
     async def _execute(self, run: Run, user_message_id: str, config: AgentConfig, ref: str) -> str:
         """Run the steps and record how the run ended; return the final agent status."""
         app = self.app
-        assistant = await app.messages.create_assistant(
-            run.project_id, run.session_id, user_message_id, run.id, config.name, ref
+        creating = asyncio.ensure_future(
+            app.messages.create_assistant(
+                run.project_id, run.session_id, user_message_id, run.id, config.name, ref
+            )
         )
+        cancelled = False
+        try:
+            assistant = await asyncio.shield(creating)
+        except asyncio.CancelledError:  # the row is written anyway: record the stop on it below
+            assistant, cancelled = await creating, True
         run.message_id = assistant["id"]
         recorder = PartRecorder(
             app.db,
@@ -232,6 +241,8 @@ class Runner:
             app.settings.agent.flush_interval,
         )
         try:
+            if cancelled:
+                raise asyncio.CancelledError
             reason = await self._steps(run, user_message_id, config, ref, recorder)
             await self._finish(run, recorder, "completed", reason)
             return "idle"

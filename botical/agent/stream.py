@@ -77,7 +77,7 @@ class PartRecorder:
             ).execute()
         )
         self.parts.append(part)
-        self._publish("part.created", {"part": part})
+        self._publish("part.created", {"part": dict(part)})  # a snapshot: `part` keeps changing
         return part
 
     async def delta(self, kind: str, text: str) -> None:
@@ -112,13 +112,13 @@ class PartRecorder:
         part["updatedAt"] = now_ms()
         self._dirty = False
         await self._write(part)
-        self._publish("part.updated", {"part": part})
+        self._publish("part.updated", {"part": dict(part)})
 
     async def update(self, part: dict[str, Any], **changes: Any) -> dict[str, Any]:
         """Change a (non-streaming) part, store it and announce it."""
         part.update(changes, updatedAt=now_ms())
         await self._write(part)
-        self._publish("part.updated", {"part": part})
+        self._publish("part.updated", {"part": dict(part)})
         return part
 
     async def _write(self, part: dict[str, Any]) -> None:

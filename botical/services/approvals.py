@@ -95,7 +95,12 @@ class ApprovalService:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout)
         except TimeoutError:
-            return await self._finish(approval_id, project_id, "expired", None, None, "expired")
+            try:
+                return await self._finish(
+                    approval_id, project_id, "expired", None, None, "expired"
+                )
+            except Conflict:  # answered just as it expired: that answer stands
+                return await self.get(approval_id)
         finally:
             self._waiters.pop(approval_id, None)
 

@@ -6,8 +6,9 @@ async def test_echo_answer(botical_app, make_user, events):
     alice = await make_user("alice")
     project = (await alice.api.post("/api/projects", {"name": "P"})).body
     session = (await alice.api.post(f"/api/projects/{project['id']}/sessions", {})).body
-    sent = await alice.api.post(f"/api/sessions/{session['id']}/messages",
-                                {"content": "hello brave new world"})
+    sent = await alice.api.post(
+        f"/api/sessions/{session['id']}/messages", {"content": "hello brave new world"}
+    )
     assert sent.status == 202, sent.body
     done = await events.wait("message.updated", message__role="assistant")
     assert done.data["message"]["status"] == "completed", done.data
