@@ -9,6 +9,7 @@ from tornado.httputil import HTTPServerRequest
 
 from botical.auth.identity import Authenticator, Identity, bearer_token
 from botical.errors import BoticalError, Forbidden, ValidationError
+from botical.plugins import await_me_maybe
 from botical.websocket.broadcaster import ChannelKind
 from botical.websocket.protocol import TOKEN_SUBPROTOCOL_PREFIX
 
@@ -60,6 +61,6 @@ async def authorize_channel(
     if kind is None:
         raise ValidationError(details={"channel": [f"Unknown channel kind {prefix!r}."]})
     try:
-        await kind.authorize(app, identity, ident)
+        await await_me_maybe(kind.authorize(app, identity, ident))  # plugins may be sync
     except BoticalError:  # NOT_FOUND included: never reveal whether the channel exists
         raise Forbidden("You may not subscribe to this channel") from None

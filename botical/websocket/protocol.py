@@ -77,7 +77,8 @@ def parse_frame(text: str | bytes) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidFrame("A frame must be a JSON object")
     frame_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    schema = FRAME_SCHEMAS.get(raw.get("type"))  # type: ignore[arg-type]
+    kind = raw.get("type")
+    schema = FRAME_SCHEMAS.get(kind) if isinstance(kind, str) else None  # lists are unhashable
     if schema is None:
         raise _with_id(
             InvalidFrame(f"Unknown frame type; use one of {sorted(FRAME_SCHEMAS)}"), frame_id

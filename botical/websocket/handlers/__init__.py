@@ -16,7 +16,7 @@ from marshmallow import ValidationError as SchemaError
 
 from botical.auth.identity import Identity
 from botical.auth.permissions import Role
-from botical.errors import MethodNotFound, ValidationError
+from botical.errors import MethodNotFound, NotFound, ValidationError
 from botical.ids import check_id
 
 Handler = Callable[["MethodContext", dict[str, Any]], Awaitable[Any]]
@@ -109,6 +109,9 @@ class Dispatcher:
             approval = await self.app.approvals.get(
                 check_id(args["approvalId"], "appr", "approvalId")
             )
-            ctx.project_id = await permissions.require_session(
-                ctx.identity, approval["sessionId"], spec.role
-            )
+            try:
+                ctx.project_id = await permissions.require_session(
+                    ctx.identity, approval["sessionId"], spec.role
+                )
+            except NotFound:  # the same answer as for an unknown approval: ids cannot be probed
+                raise NotFound("Approval not found") from None
