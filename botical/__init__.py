@@ -14,6 +14,7 @@ from botical.errors import (
     ValidationError,
 )
 from botical.hookspecs import hookimpl
+from botical.websocket.handlers import MethodContext, method
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "BoticalError",
     "Conflict",
     "Forbidden",
+    "MethodContext",
     "NotFound",
     "ProviderError",
     "RateLimited",
@@ -28,4 +30,5 @@ __all__ = [
     "ValidationError",
     "__version__",
     "hookimpl",
+    "method",
 ]

@@ -207,6 +207,8 @@ class Botical:
 
     async def stop(self) -> None:
         """Stop accepting, close connections, run shutdown hooks and close the database."""
+        if self._server is None and not self._opened:
+            return  # already stopped: shutdown hooks run once
         timeout = self.settings.shutdown_timeout
         if self._server is not None:
             self._server.stop()

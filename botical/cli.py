@@ -91,11 +91,17 @@ async def _serve(settings: Settings) -> None:
     admin, created = await app.users.ensure_local_admin()
     if created:
         log.info("created local admin user %r", admin["name"])
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     if admin:
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         issued = app.tokens.issue(admin["id"])
         print(f"Botical {botical.__version__} is running. Open this URL to start:", flush=True)
         print(f"    http://{host}:{app.port}/?token={issued.token}", flush=True)
+    else:
+        print(f"Botical {botical.__version__} is running at http://{host}:{app.port}/", flush=True)
+        print(
+            "    No admin user exists; get a token with: botical token create --user NAME",
+            flush=True,
+        )
     await stop.wait()
     log.info("stopping")
     await app.stop()

@@ -47,6 +47,7 @@ class Run:
     message_id: str | None = None
     approval_id: str | None = None
     stop_status: str = "cancelled"
+    recorder: PartRecorder | None = None
     usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
 
 
@@ -63,6 +64,11 @@ class Runner:
         """`{status: running|idle, runId}` for a session."""
         run = self._runs.get(session_id)
         return {"status": "running" if run else "idle", "runId": run.id if run else None}
+
+    def live_text(self, session_id: str) -> dict[str, str]:
+        """The text streamed so far into the session's open part, by part id (or nothing)."""
+        run = self._runs.get(session_id)
+        return run.recorder.live_text() if run and run.recorder else {}
 
     async def send(
         self,
@@ -240,6 +246,7 @@ class Runner:
             assistant["id"],
             app.settings.agent.flush_interval,
         )
+        run.recorder = recorder
         try:
             if cancelled:
                 raise asyncio.CancelledError

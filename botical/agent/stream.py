@@ -131,6 +131,10 @@ class PartRecorder:
             )
         )
 
+    def live_text(self) -> dict[str, str]:
+        """`{part id: text so far}` of the part streaming now (its stored text may lag)."""
+        return {self._open["id"]: "".join(self._chunks)} if self._open is not None else {}
+
     def step_text(self) -> str:
         """Text streamed since the last `step_start` part."""
         texts: list[str] = []

@@ -11,13 +11,13 @@ import tornado.web
 from marshmallow import RAISE, Schema
 from marshmallow import ValidationError as SchemaError
 
+from botical import jsonin
 from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
 from botical.errors import (
     BoticalError,
     InternalError,
     NotFound,
-    ParseError,
     PayloadTooLarge,
     ValidationError,
 )
@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:token|access_token|api_key)=)[^&#]*")
-# Only these escapes can produce a NUL or a lone surrogate; raw ones fail json.loads already.
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-_UNSTORABLE = "Strings may not contain NUL characters or unpaired surrogates."
 
 _HTTP_CODES: dict[int, type[BoticalError]] = {
     404: NotFound,
@@ -109,35 +106,12 @@ class BaseHandler(tornado.web.RequestHandler):
         body = self.request.body
         if len(body) > self.botical.settings.max_body_size:
             raise PayloadTooLarge()
-        try:
-            data = json.loads(body or b"{}")
-            # Valid JSON may still hold text no database column can store.
-            unstorable = _SUSPECT_ESCAPE.search(body) is not None and _has_unstorable_text(data)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise ParseError() from None
-        if unstorable:
-            raise ValidationError(details={"_schema": [_UNSTORABLE]})
-        return validate(schema, data)
+        return validate(schema, jsonin.loads(body or b"{}"))
 
     def load_query(self, schema: Schema) -> dict[str, Any]:
         """Validate the query string; each argument may appear once."""
         data = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         return validate(schema, data)
-
-
-def _has_unstorable_text(value: Any) -> bool:
-    """Tell whether a parsed JSON value holds a NUL or an unpaired surrogate in any string."""
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return True
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_unstorable_text(v) for v in value)
-    return False
 
 
 def validate(schema: Schema, data: Any) -> dict[str, Any]:

@@ -96,9 +96,7 @@ class ApprovalService:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout)
         except TimeoutError:
             try:
-                return await self._finish(
-                    approval_id, project_id, "expired", None, None, "expired"
-                )
+                return await self._finish(approval_id, project_id, "expired", None, None, "expired")
             except Conflict:  # answered just as it expired: that answer stands
                 return await self.get(approval_id)
         finally:

@@ -232,6 +232,11 @@ class MessageService:
         """The user message to answer again (the last by default); later ones are superseded."""
 
         def apply() -> tuple[dict[str, Any], list[Message]]:
+            session = Session.get_or_none(Session.id == session_id)
+            if session is None:
+                raise NotFound("Session not found")
+            if session.status == "archived":
+                raise Conflict("Session is archived")
             query = Message.select().where(
                 Message.session == session_id,
                 Message.role == "user",

@@ -99,6 +99,7 @@ class WsClient:
         frame: dict[str, Any] = {"type": "subscribe", "channels": list(channels)}
         if since is not None:
             frame["since"] = since
+            frame["epoch"] = self.ready.get("epoch")
         response = await self.call(frame, timeout)
         if "error" in response:
             raise WsError(response["error"])

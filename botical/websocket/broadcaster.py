@@ -60,6 +60,9 @@ class Broadcaster:
         self._replay_size = replay_size
         self._max_channels = max_channels
         self._states: OrderedDict[str, ChannelState] = OrderedDict()
+        # The highest seq of any forgotten channel: a channel created again starts above it, so
+        # a client holding one of its old seqs is never told it recovered.
+        self._seq_floor = 0
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -106,9 +109,10 @@ class Broadcaster:
     def _state(self, channel: str) -> ChannelState:
         state = self._states.get(channel)
         if state is None:
-            state = self._states[channel] = ChannelState()
+            state = self._states[channel] = ChannelState(seq=self._seq_floor)
             if len(self._states) > self._max_channels:
-                self._states.popitem(last=False)  # forget the least recently used channel
+                _, forgotten = self._states.popitem(last=False)  # the least recently used
+                self._seq_floor = max(self._seq_floor, forgotten.seq)
         else:
             self._states.move_to_end(channel)
         return state
@@ -126,9 +130,9 @@ class Broadcaster:
                 buffer.popleft()
 
     def seq(self, channel: str) -> int:
-        """The last seq given out on a channel (0 if none yet)."""
+        """The last seq given out on a channel (the next event gets this + 1)."""
         state = self._states.get(channel)
-        return state.seq if state else 0
+        return state.seq if state else self._seq_floor
 
     def attach(self, connection: Connection, channel: str, since: int | None) -> bool:
         """Subscribe a connection; with `since`, first replay what it missed.
@@ -152,7 +156,7 @@ class Broadcaster:
 
     def _missed(self, channel: str, since: int) -> list[_Buffered] | None:
         state = self._states.get(channel)
-        current = state.seq if state else 0
+        current = state.seq if state else self._seq_floor
         if since > current:
             return None  # from another epoch, or a seq we never gave out
         if since == current:

@@ -136,13 +136,15 @@ class Connection:
             return
         self._queue.append(frame)
         self._bytes += frame.size
-        self._check_bounds()
+        self._check_bounds(frame.size)
         self._ready.set()
 
-    def _check_bounds(self) -> None:
+    def _check_bounds(self, newest: int = 0) -> None:
+        # The newest frame's own size does not count: one big frame (a long answer's text, a
+        # whole session) is no sign of a slow client, only bytes already waiting are.
         if (
             len(self._queue) > self.limits.queue_max_messages
-            or self._bytes > self.limits.queue_max_bytes
+            or self._bytes - newest > self.limits.queue_max_bytes
         ):
             log.info("connection %s cannot keep up; closing with %d", self.id, CLOSE_TOO_SLOW)
             self.close(CLOSE_TOO_SLOW, "Too slow to keep up; reconnect and resync")
@@ -220,6 +222,9 @@ class ConnectionRegistry:
             self._by_user.pop(connection.user_id, None)
         for channel in list(connection.subscriptions):
             self.unsubscribe(connection, channel)
+
+    def for_user(self, user_id: str) -> tuple[Connection, ...]:
+        return tuple(self._by_user.get(user_id, ()))
 
     def count_for_user(self, user_id: str) -> int:
         return len(self._by_user.get(user_id, ()))

@@ -9,7 +9,8 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 
-from botical.errors import BoticalError, InvalidFrame, ParseError
+from botical import jsonin
+from botical.errors import BoticalError, InvalidFrame, ValidationError
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "botical.v1"
@@ -71,9 +72,9 @@ FRAME_SCHEMAS: dict[str, Schema] = {
 def parse_frame(text: str | bytes) -> dict[str, Any]:
     """Decode and validate one client frame; PARSE_ERROR or INVALID_FRAME carry the id if any."""
     try:
-        raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ParseError("Frame is not valid JSON") from None
+        raw = jsonin.loads(text, "Frame")
+    except ValidationError as exc:
+        raise InvalidFrame("Frame holds text that cannot be stored", details=exc.details) from None
     if not isinstance(raw, dict):
         raise InvalidFrame("A frame must be a JSON object")
     frame_id = raw.get("id") if isinstance(raw.get("id"), str) else None

@@ -41,6 +41,30 @@ class WebSocketService:
 
     def start(self) -> None:
         self._revalidator = asyncio.create_task(self._revalidate_loop())
+        for name in ("member.*", "project.deleted"):
+            self.app.bus.subscribe(name, self._membership_changed)
+
+    def _membership_changed(self, event: Any) -> Any:
+        """A user's access changed: recheck each channel their sockets are subscribed to."""
+        connections = self.app.connections.for_user(event.user_id) if event.user_id else ()
+        if connections:
+            return asyncio.gather(*(self.recheck_subscriptions(c) for c in connections))
+        return None
+
+    async def recheck_subscriptions(self, connection: Connection) -> None:
+        """Drop the channels the connection may no longer see, telling the client."""
+        for channel in list(connection.subscriptions):
+            try:
+                await auth.authorize_channel(
+                    self.app, connection.identity, self.app.broadcaster.kinds, channel
+                )
+            except BoticalError as exc:
+                self.app.connections.unsubscribe(connection, channel)
+                connection.send(
+                    protocol.connection_event(
+                        "subscription.revoked", {"channel": channel, "error": exc.to_payload()}
+                    )
+                )
 
     def ready_frame(self, connection: Connection) -> str:
         limits = self.limits
@@ -116,6 +140,7 @@ class WebSocketService:
         elif len(connection.inflight) >= self.limits.max_inflight:
             error = RateLimited("Too many requests in flight on this connection")
         if error is None:
+            connection.rejected = 0  # abuse means refusals in a row, not over a lifetime
             return True
         connection.rejected += 1
         if connection.rejected > self.limits.abuse_limit:

@@ -54,7 +54,6 @@ class SessionParams(Schema):
 
 class SyncParams(Schema):
     sessionId = _session
-    since = fields.Integer(validate=validate.Range(min=0))
 
 
 @method("sessions.create", CreateParams, r.SessionResult, role=WRITE)
@@ -105,9 +104,16 @@ async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Return the whole state of a session and the channel seq it is consistent with."""
     app = ctx.app
     session_id = p["sessionId"]
-    seq = app.broadcaster.seq(f"session:{session_id}")  # taken before the reads
+    # Taken before the reads, together with the text streamed so far: stored text lags behind
+    # the deltas (it is written in batches), so the open part's text must be the one at `seq`.
+    seq = app.broadcaster.seq(f"session:{session_id}")
+    live = app.runner.live_text(session_id)
     session = await app.sessions.get(session_id, include_messages=True)
     messages = session.pop("messages")
+    for message in messages:
+        for part in message["parts"]:
+            if part["id"] in live:
+                part.update(text=live[part["id"]], status="streaming")
     return {
         "session": session,
         "messages": messages,

@@ -62,6 +62,8 @@ async def _authorize_project(app: Any, identity: Identity, project_id: str) -> N
 async def _authorize_user(app: Any, identity: Identity, user_id: str) -> None:
     if user_id != identity.user_id:
         raise Forbidden("Only your own user channel")
+    if identity.project_scope is not None:  # it would carry other projects' approvals
+        raise Forbidden("A project-scoped API key cannot subscribe to a user channel")
 
 
 BUILTIN_CHANNELS = (
@@ -98,7 +100,9 @@ def botical_register_channels(register) -> None:
 async def subscribe(app: Any, connection: Any, frame: dict[str, Any]) -> dict[str, Any]:
     """Authorize each channel, replay what was missed since the given seq, then subscribe."""
     since: dict[str, int] = frame.get("since") or {}
-    epoch_ok = frame.get("epoch") in (None, app.epoch)
+    # Seqs restart with every server process: replay only for a client that proves, with the
+    # epoch from its connection.ready, that its seqs come from this one.
+    epoch_ok = frame.get("epoch") == app.epoch
     subscribed, rejected = [], []
     for channel in dict.fromkeys(frame["channels"]):
         try:

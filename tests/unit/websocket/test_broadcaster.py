@@ -262,9 +262,21 @@ def test_the_least_recently_used_channel_is_forgotten():
     setup.on_session(1, "sess_a")  # a is now more recent than b
     setup.on_session(1, "sess_c")
     seqs = {c: setup.broadcaster.seq(f"session:{c}") for c in ("sess_a", "sess_b", "sess_c")}
-    assert seqs == {"sess_a": 2, "sess_b": 0, "sess_c": 1}
+    # a forgotten channel counts on from the highest seq ever forgotten, never from 0 again
+    assert seqs == {"sess_a": 2, "sess_b": 1, "sess_c": 1}
     conn = make_connection()
-    assert setup.broadcaster.attach(conn, "session:sess_b", 1) is False
+    assert setup.broadcaster.attach(conn, "session:sess_b", 0) is False  # its event 1 is gone
+
+
+def test_a_channel_created_again_never_reuses_a_seq():
+    setup = Setup(max_channels=2)
+    setup.on_session(5, "sess_a")
+    setup.on_session(1, "sess_b")
+    setup.on_session(1, "sess_c")  # a (seq 5) is forgotten
+    setup.on_session(1, "sess_a")  # a again: seq 6, not 1
+    assert setup.broadcaster.seq("session:sess_a") == 6
+    conn = make_connection()
+    assert setup.broadcaster.attach(conn, "session:sess_a", 1) is False
 
 
 def test_stop_detaches_from_the_bus():

@@ -149,11 +149,20 @@ async def test_too_many_queued_frames_closes_with_4008_and_drops_the_queue(start
 
 
 @pytest.mark.gen_test
+async def test_one_frame_larger_than_the_byte_bound_is_still_sent(started):
+    conn, _ = await _stalled(started, queue_max_bytes=100)
+    conn.send("x" * 500)
+    assert not conn.closed
+    assert conn.queued == (1, 500)  # waiting behind the blocker being written
+
+
+@pytest.mark.gen_test
 async def test_too_many_queued_bytes_closes_with_4008(started):
     conn, transport = await _stalled(started, queue_max_bytes=100)
     conn.send("x" * 60)
-    assert not conn.closed
     conn.send("y" * 41)
+    assert not conn.closed  # only bytes already waiting count, not the newest frame's own
+    conn.send("z")
     assert conn.closed
     assert [code for code, _ in transport.closes] == [CLOSE_TOO_SLOW]
     assert conn.queued == (0, 0)
