@@ -32,6 +32,7 @@ from botical.services.approvals import ApprovalService
 from botical.services.messages import MessageService
 from botical.services.projects import ProjectService
 from botical.services.sessions import SessionService
+from botical.services.todos import TodoService
 from botical.services.users import UserService
 from botical.tools.base import Tool
 from botical.websocket.broadcaster import Broadcaster, ChannelKind
@@ -134,6 +135,7 @@ class Botical:
         self.sessions = SessionService(self.db, self.bus, self.runner.check_names)
         self.messages = MessageService(self.db, self.bus)
         self.approvals = ApprovalService(self.db, self.bus, settings.agent.approval_timeout)
+        self.todos = TodoService(self.db, self.bus)
         self.connections = ConnectionRegistry()
         self.broadcaster = Broadcaster(
             self.bus,
@@ -151,8 +153,8 @@ class Botical:
         return dict(self.tools)
 
     async def todos_for(self, session_id: str) -> list[dict[str, Any]]:
-        """A session's todo list (empty until todo tracking lands)."""
-        return []
+        """A session's todo list."""
+        return await self.todos.list(session_id)
 
     def _collect_registries(self) -> None:
         pm = self.pm

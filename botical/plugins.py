@@ -37,6 +37,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "botical.websocket.handlers.messages",
     "botical.websocket.handlers.agents",
     "botical.websocket.handlers.tools",
+    "botical.websocket.handlers.todos",
     "botical.websocket.handlers.subscribe",
     "botical.websocket.handlers.system",
 )

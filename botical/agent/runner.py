@@ -274,7 +274,8 @@ class Runner:
         app = self.app
         provider = self._provider(ref)
         project = await app.projects.get(run.project_id)
-        tools = {n: t for n, t in app.tools.items() if config.allows_tool(n)}
+        project_tools = await app.tools_for(run.project_id)
+        tools = {n: t for n, t in project_tools.items() if config.allows_tool(n)}
         specs = tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in tools.values())
         turns = await app.db.run(load_history, run.session_id, user_message_id)
         workspace = Path(project["path"]) if project["path"] else None
@@ -384,7 +385,7 @@ class Runner:
             return "error", ToolResult(str(exc), is_error=True)
         if tool.needs_exec and not run.identity.can_execute_code:
             return "denied", ToolResult("This user may not execute code", is_error=True)
-        default = "allow" if tool.read_only else "ask"
+        default = tool.default_permission
         decision = config.decide(tool.name, tool.subject_of(args), default)
         if decision == "ask" and await self.app.approvals.granted_for_session(
             run.session_id, tool.name

@@ -28,4 +28,5 @@ def botical_register_routes(register: Register) -> None:
     register(rf"/api/sessions/{ID}/cancel", sessions.CancelHandler)
     register(rf"/api/sessions/{ID}/retry", sessions.RetryHandler)
     register(rf"/api/sessions/{ID}/approvals", sessions.SessionApprovalsHandler)
+    register(rf"/api/sessions/{ID}/todos", sessions.TodosHandler)
     register(rf"/api/approvals/{ID}/(approve|reject)", sessions.ApprovalHandler)

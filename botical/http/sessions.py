@@ -9,6 +9,8 @@ from botical.http.base import ApiHandler
 from botical.http.projects import PageArgs
 from botical.ids import check_id
 from botical.services.agents import AgentConfig
+from botical.services.todos import MAX_ITEMS as MAX_TODOS
+from botical.tools.todos import TodoItem
 
 _title = fields.String(validate=validate.Length(max=500))
 _agent = fields.String(validate=validate.Length(min=1, max=64))
@@ -78,6 +80,12 @@ class ApproveBody(Schema):
 
 class RejectBody(Schema):
     reason = fields.String(validate=validate.Length(max=2000))
+
+
+class TodosBody(Schema):
+    todos = fields.List(
+        fields.Nested(TodoItem), required=True, validate=validate.Length(max=MAX_TODOS)
+    )
 
 
 class SessionHandlerBase(ApiHandler):
@@ -229,3 +237,15 @@ class ApprovalHandler(ApiHandler):
                 approval_id, self.identity.user_id, project_id, body.get("reason")
             )
         self.write_json(result)
+
+
+class TodosHandler(SessionHandlerBase):
+    async def get(self, session_id: str) -> None:
+        await self.session_project(session_id, READ)
+        self.write_json({"items": await self.botical.todos.list(session_id), "nextCursor": None})
+
+    async def put(self, session_id: str) -> None:
+        body = self.load_body(TodosBody())
+        await self.session_project(session_id, WRITE)
+        items = await self.botical.todos.replace(session_id, body["todos"])
+        self.write_json({"items": items, "nextCursor": None})

@@ -72,6 +72,12 @@ class Tool:
     subject: str | None = None
     validate_args: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     source: str = "builtin"
+    allowed_by_default: bool = False
+
+    @property
+    def default_permission(self) -> Permission:
+        """Without a matching rule: read-only tools (and those marked so) run, others ask."""
+        return "allow" if self.read_only or self.allowed_by_default else "ask"
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON Schema of the arguments, as providers send it to the model."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from botical.hookspecs import hookimpl
-from botical.tools import bash, files, task
+from botical.tools import bash, files, task, todos
 
 
 @hookimpl
 def botical_register_tools(register) -> None:
-    for tool in (*files.TOOLS, *bash.TOOLS, *task.TOOLS):
+    for tool in (*files.TOOLS, *bash.TOOLS, *task.TOOLS, *todos.TOOLS):
         register(tool)
