@@ -264,6 +264,7 @@ class Runner:
                 error = internal_error()
                 log.exception("run %s failed", run.id)
             payload = error.to_payload()
+            await recorder.close_open("error")  # the text so far, before the error that ended it
             await recorder.add("step_finish", None, {"finishReason": "error", "error": payload})
             await self._finish(run, recorder, "error", "error", payload)
             return "error"
@@ -460,7 +461,7 @@ class Runner:
         reason: str,
         error: dict[str, Any] | None = None,
     ) -> None:
-        await recorder.close_open()
+        await recorder.close_open(status)
         for part in recorder.parts:
             if part["type"] == "tool_call" and part["status"] in OPEN_CALL_STATUSES:
                 await recorder.update(part, status=status)

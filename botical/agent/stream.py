@@ -102,13 +102,14 @@ class PartRecorder:
         self._open["text"] = "".join(self._chunks)
         await self._write(self._open)
 
-    async def close_open(self) -> None:
-        """Finish the streaming part: store its whole text and announce it complete."""
+    async def close_open(self, status: str = "completed") -> None:
+        """Finish the streaming part: store its whole text and announce it with `status`
+        (`completed`, or how the run ended when it stopped mid-part)."""
         if self._open is None:
             return
         part, self._open = self._open, None
         part["text"] = "".join(self._chunks)
-        part["status"] = "completed"
+        part["status"] = status
         part["updatedAt"] = now_ms()
         self._dirty = False
         await self._write(part)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from botical.auth.permissions import MANAGE, READ, WRITE
+from botical.errors import NotFound
 from botical.http.base import ApiHandler
 from botical.http.projects import PageArgs
 from botical.ids import check_id
@@ -223,9 +224,12 @@ class ApprovalHandler(ApiHandler):
         check_id(approval_id, "appr", "approvalId")
         approvals = self.botical.approvals
         approval = await approvals.get(approval_id)
-        project_id = await self.botical.permissions.require_session(
-            self.identity, approval["sessionId"], WRITE
-        )
+        try:
+            project_id = await self.botical.permissions.require_session(
+                self.identity, approval["sessionId"], WRITE
+            )
+        except NotFound:  # the same answer as for an id that does not exist
+            raise NotFound("Approval not found") from None
         if action == "approve":
             body = self.load_body(ApproveBody())
             result = await approvals.approve(

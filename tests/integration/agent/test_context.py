@@ -102,6 +102,12 @@ async def test_provider_error_ends_the_message_with_an_error(rec_chat):
     step_finish = parts(failed, "step_finish")[-1]
     assert step_finish["error"]["code"] == "PROVIDER_ERROR"
     assert step_finish["error"]["message"] == "Rate limit reached"
+    (partial,) = parts(failed, "text")  # the text so far, closed before the error part
+    assert (partial["text"], partial["status"]) == ("partial ", "error")
+    assert partial["position"] < step_finish["position"]
+    closed = rec_chat.events.find("part.updated", part__id=partial["id"], part__status="error")
+    error_part = rec_chat.events.find("part.created", part__id=step_finish["id"])
+    assert rec_chat.events.events.index(closed[0]) < rec_chat.events.events.index(error_part[0])
 
 
 @pytest.mark.gen_test

@@ -61,3 +61,18 @@ async def test_stranger_gets_not_found(chat, make_user):
     for path in (f"/api/sessions/{chat.sid}", f"/api/sessions/{chat.sid}/messages"):
         got = await stranger.api.get(path)
         assert (got.status, got.error_code) == (404, "NOT_FOUND"), path
+
+
+@pytest.mark.gen_test
+async def test_strangers_cannot_tell_a_real_approval_id_from_a_made_up_one(chat, make_user):
+    from botical.ids import new_id
+
+    run_id = await chat.started('/tool write {"path": "x.txt", "content": "x"}')
+    real = (await chat.approval(run_id))["id"]
+    stranger = await make_user("stranger")
+    answers = [
+        await stranger.api.post(f"/api/approvals/{approval_id}/approve", {})
+        for approval_id in (real, new_id("appr"))
+    ]
+    assert [a.status for a in answers] == [404, 404]
+    assert answers[0].body == answers[1].body

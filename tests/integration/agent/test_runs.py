@@ -18,6 +18,7 @@ async def test_cancel_mid_stream(chat, events):
     answer = await chat.finished(run_id)
     assert answer["status"] == "cancelled"
     assert 0 < len(text_of(answer)) < len(SLOW) - len("/slow ")
+    assert [p["status"] for p in parts(answer, "text")] == ["cancelled"]  # not "completed"
 
 
 @pytest.mark.gen_test
