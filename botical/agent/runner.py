@@ -25,12 +25,13 @@ from botical.agent.providers.base import (
     split_model,
 )
 from botical.agent.stream import PartRecorder
+from botical.agent.toolcalls import ToolCaller
 from botical.auth.identity import Identity
 from botical.bus import Event
 from botical.errors import BoticalError, Conflict, NotFound, ValidationError, internal_error
 from botical.ids import new_id
 from botical.services.agents import AgentConfig
-from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
+from botical.tools.base import ToolFailure
 
 log = logging.getLogger(__name__)
 CANCEL_WAIT = 10.0
@@ -304,8 +305,17 @@ class Runner:
             )
             if not calls:
                 return finish.reason
+            caller = ToolCaller(
+                self.app,
+                run,
+                config,
+                tools,
+                recorder,
+                workspace,
+                lambda status: self._status(run, status),
+            )
             for call, part in calls:
-                result = await self._call_tool(run, config, tools, call, part, recorder, workspace)
+                result = await caller.call(call, part)
                 turns.append(
                     ModelMessage(
                         "tool",
@@ -348,110 +358,6 @@ class Runner:
         run.usage["inputTokens"] += finish.input_tokens
         run.usage["outputTokens"] += finish.output_tokens
         return calls, finish
-
-    async def _call_tool(
-        self,
-        run: Run,
-        config: AgentConfig,
-        tools: dict[str, Tool],
-        call: ToolCallRequest,
-        part: dict[str, Any],
-        recorder: PartRecorder,
-        workspace: Path | None,
-    ) -> ToolResult:
-        status, result = await self._decide_and_execute(
-            run, config, tools, call, part, recorder, workspace
-        )
-        await recorder.update(part, status=status)
-        await recorder.add(
-            "tool_result",
-            "error" if result.is_error else "completed",
-            {
-                "toolCallId": call.id,
-                "tool": call.name,
-                "output": result.output,
-                "isError": result.is_error,
-                "metadata": result.metadata,
-            },
-        )
-        return result
-
-    async def _decide_and_execute(self, run, config, tools, call, part, recorder, workspace):
-        tool = tools.get(call.name)
-        if tool is None:
-            return "error", ToolResult(f"Unknown tool {call.name!r}", is_error=True)
-        try:
-            args = tool.check_args(dict(call.arguments))
-        except ToolFailure as exc:
-            return "error", ToolResult(str(exc), is_error=True)
-        if tool.needs_exec and not run.identity.can_execute_code:
-            return "denied", ToolResult("This user may not execute code", is_error=True)
-        default = tool.default_permission
-        decision = config.decide(tool.name, tool.subject_of(args), default)
-        if decision == "ask" and await self.app.approvals.granted_for_session(
-            run.session_id, tool.name
-        ):
-            decision = "allow"
-        if decision == "deny":
-            return "denied", ToolResult("Denied by the agent's permission rules", is_error=True)
-        if decision == "ask":
-            refusal = await self._ask(run, call, part, recorder, args)
-            if refusal is not None:
-                return "rejected", refusal
-        await recorder.update(part, status="running")
-        self._status(run, "running_tool")
-        return await self._execute_tool(run, tool, args, workspace)
-
-    async def _ask(self, run, call, part, recorder, args) -> ToolResult | None:
-        approval = await self.app.approvals.request(
-            run.project_id,
-            run.session_id,
-            run.message_id,
-            part["id"],
-            run.id,
-            call.name,
-            args,
-            run.identity.user_id,
-        )
-        run.approval_id = approval["id"]
-        await recorder.update(part, status="waiting_approval", approvalId=approval["id"])
-        self._status(run, "waiting_approval")
-        try:
-            answer = await self.app.approvals.wait(approval["id"], run.project_id)
-        except asyncio.CancelledError:
-            await self.app.approvals.cancel(approval["id"], run.project_id, run.stop_status)
-            raise
-        finally:
-            run.approval_id = None
-        if answer["status"] == "approved":
-            return None
-        reason = answer.get("reason") or answer["status"]
-        return ToolResult(
-            f"The user did not approve this call ({answer['status']}): {reason}", is_error=True
-        )
-
-    async def _execute_tool(self, run, tool, args, workspace) -> tuple[str, ToolResult]:
-        ctx = ToolContext(
-            run.identity,
-            run.project_id,
-            run.session_id,
-            run.message_id or "",
-            run.id,
-            workspace,
-            self.app,
-            self.app.settings,
-        )
-        try:
-            outcome = await tool.execute(ctx, args)
-        except ToolFailure as exc:
-            return "error", ToolResult(str(exc), is_error=True)
-        except BoticalError as exc:
-            return "error", ToolResult(exc.message, is_error=True)
-        except Exception:
-            log.exception("tool %s failed in run %s", tool.name, run.id)
-            return "error", ToolResult("The tool failed unexpectedly", is_error=True)
-        result = outcome if isinstance(outcome, ToolResult) else ToolResult(str(outcome))
-        return ("error" if result.is_error else "completed"), result
 
     async def _finish(
         self,
