@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -356,11 +357,11 @@ def load_settings(
     return replace(settings, source=origin)
 
 
-def read_secret(env_name: str, file_path: str, environ: dict[str, str] | None = None) -> str:
+def read_secret(env_name: str, file_path: str, environ: Mapping[str, str] | None = None) -> str:
     """Read a secret from an environment variable or, failing that, from a file; '' if neither."""
-    environ = os.environ if environ is None else environ
-    if environ.get(env_name):
-        return environ[env_name].strip()
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    if env.get(env_name):
+        return env[env_name].strip()
     if file_path:
         try:
             return Path(file_path).expanduser().read_text().strip()

@@ -64,7 +64,7 @@ def is_id(value: object, prefix: str) -> bool:
     if not isinstance(value, str):
         return False
     match = _PATTERN.fullmatch(value)  # not .match: `$` also matches before a final "\n"
-    return bool(match) and match.group(1) == prefix
+    return match is not None and match.group(1) == prefix
 
 
 def check_id(value: object, prefix: str, field: str = "id") -> str:

@@ -38,6 +38,9 @@ class User(BaseModel):
 
 
 class Project(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    owner_id: str
+
     id = pw.CharField(primary_key=True, max_length=40)
     name = pw.CharField(max_length=200)
     description = pw.TextField(default="")
@@ -51,6 +54,10 @@ class Project(BaseModel):
 
 
 class ProjectMember(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    project_id: str
+    user_id: str
+
     project = pw.ForeignKeyField(Project, backref="members", on_delete="CASCADE")
     user = pw.ForeignKeyField(User, backref="memberships", on_delete="CASCADE")
     role = pw.CharField(max_length=16)
@@ -62,6 +69,10 @@ class ProjectMember(BaseModel):
 
 
 class ApiKey(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    user_id: str
+    project_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=40)
     user = pw.ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
     project = pw.ForeignKeyField(Project, null=True, backref="api_keys", on_delete="CASCADE")
@@ -77,6 +88,9 @@ class ApiKey(BaseModel):
 
 
 class RevokedToken(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    user_id: str | None
+
     jti = pw.CharField(primary_key=True, max_length=64)
     user = pw.ForeignKeyField(User, null=True, on_delete="CASCADE")
     expires_at = pw.BigIntegerField(index=True)
@@ -87,6 +101,11 @@ class RevokedToken(BaseModel):
 
 
 class Session(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    project_id: str
+    parent_id: str | None
+    created_by_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=40)
     project = pw.ForeignKeyField(Project, backref="sessions", on_delete="CASCADE")
     parent = pw.ForeignKeyField("self", null=True, backref="children", on_delete="CASCADE")
@@ -107,6 +126,11 @@ class Session(BaseModel):
 
 
 class Message(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    session_id: str
+    created_by_id: str | None
+    parts: Any  # backref
+
     id = pw.CharField(primary_key=True, max_length=40)
     session = pw.ForeignKeyField(Session, backref="messages", on_delete="CASCADE")
     role = pw.CharField(max_length=16)
@@ -131,6 +155,10 @@ class Message(BaseModel):
 
 
 class Part(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    message_id: str
+    session_id: str
+
     id = pw.CharField(primary_key=True, max_length=40)
     message = pw.ForeignKeyField(Message, backref="parts", on_delete="CASCADE")
     session = pw.ForeignKeyField(Session, backref="parts", on_delete="CASCADE")
@@ -147,6 +175,9 @@ class Part(BaseModel):
 
 
 class Agent(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    project_id: str
+
     id = pw.CharField(primary_key=True, max_length=40)
     project = pw.ForeignKeyField(Project, backref="agents", on_delete="CASCADE")
     name = pw.CharField(max_length=64)
@@ -165,6 +196,10 @@ class Agent(BaseModel):
 
 
 class CustomTool(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    project_id: str
+    created_by_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=40)
     project = pw.ForeignKeyField(Project, backref="custom_tools", on_delete="CASCADE")
     name = pw.CharField(max_length=64)
@@ -183,6 +218,9 @@ class CustomTool(BaseModel):
 
 
 class Todo(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    session_id: str
+
     id = pw.CharField(primary_key=True, max_length=40)
     session = pw.ForeignKeyField(Session, backref="todos", on_delete="CASCADE")
     content = pw.TextField()
@@ -197,6 +235,11 @@ class Todo(BaseModel):
 
 
 class Approval(BaseModel):
+    # Column and backref attributes peewee adds, declared for type checkers.
+    session_id: str
+    requested_by_id: str | None
+    resolved_by_id: str | None
+
     id = pw.CharField(primary_key=True, max_length=40)
     session = pw.ForeignKeyField(Session, backref="approvals", on_delete="CASCADE")
     message_id = pw.CharField(max_length=40, null=True)

@@ -35,7 +35,7 @@ def decode_cursor(cursor: str, prefix: str) -> str:
 
 
 def page_rows(
-    query: pw.ModelSelect,
+    query: pw.ModelSelect[Any],
     id_field: pw.Field,
     prefix: str,
     limit: int | None,
@@ -57,7 +57,7 @@ def page_rows(
 
 
 def page(
-    query: pw.ModelSelect,
+    query: pw.ModelSelect[Any],
     id_field: pw.Field,
     prefix: str,
     limit: int | None,

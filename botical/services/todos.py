@@ -3,6 +3,7 @@ item is `in_progress`; every change publishes `todo.updated` with the full list.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from botical.bus import Event, EventBus
@@ -46,11 +47,13 @@ class TodoService:
 
         return [todo_to_dict(t) for t in await self._db.run(select)]
 
-    async def replace(self, session_id: str, todos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replace(
+        self, session_id: str, todos: builtins.list[dict[str, Any]]
+    ) -> builtins.list[dict[str, Any]]:
         """Replace the whole list atomically and announce it."""
         check_todos(todos)
 
-        def apply() -> tuple[str, list[Todo]]:
+        def apply() -> tuple[str, builtins.list[Todo]]:
             session = Session.get_or_none(Session.id == session_id)
             if session is None:
                 raise NotFound("Session not found")

@@ -107,7 +107,7 @@ class EventLog:
         self._changed = asyncio.Condition()
         self._unsubscribe = bus.subscribe("*", self._record)
 
-    def _record(self, event: Any) -> None:
+    def _record(self, event: Any) -> Any:
         self.events.append(event)
 
         async def notify() -> None:
