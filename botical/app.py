@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -26,15 +27,24 @@ from botical.config import Settings, read_secret
 from botical.db import Database
 from botical.db.migrations import migrate
 from botical.http.base import NotFoundHandler, log_request
-from botical.plugins import Registry, await_me_maybe, collect, make_plugin_manager
+from botical.plugins import (
+    DEFAULT_PLUGINS,
+    Registration,
+    Registry,
+    await_me_maybe,
+    collect,
+    make_plugin_manager,
+)
 from botical.services.agents import AgentConfig, AgentService
 from botical.services.approvals import ApprovalService
+from botical.services.custom_tools import CustomToolService
 from botical.services.messages import MessageService
 from botical.services.projects import ProjectService
 from botical.services.sessions import SessionService
 from botical.services.todos import TodoService
 from botical.services.users import UserService
 from botical.tools.base import Tool
+from botical.tools.custom import custom_tool
 from botical.websocket.broadcaster import Broadcaster, ChannelKind
 from botical.websocket.connections import ConnectionRegistry
 from botical.websocket.handlers import Dispatcher, MethodSpec
@@ -67,7 +77,7 @@ def _provider(cls: type) -> tuple[str, type]:
     return name, cls
 
 
-def _named(kind: type) -> Any:
+def _named(kind: type[Any]) -> Any:
     def make(value: Any) -> tuple[str, Any]:
         if not isinstance(value, kind):
             raise TypeError(f"expected a {kind.__name__}, got {type(value).__name__}")
@@ -80,6 +90,14 @@ def _channel(kind: Any) -> tuple[str, Any]:
     if not isinstance(kind, ChannelKind):
         raise TypeError(f"expected a ChannelKind, got {type(kind).__name__}")
     return kind.prefix, kind
+
+
+def _sourced(registration: Registration) -> Tool:
+    """A registered tool, its source `plugin` when a plugin outside Botical registered it."""
+    tool: Tool = registration.value
+    if registration.plugin not in DEFAULT_PLUGINS and tool.source == "builtin":
+        return dataclasses.replace(tool, source="plugin")
+    return tool
 
 
 def provider_config(name: str, settings: Settings) -> ProviderConfig:
@@ -119,7 +137,7 @@ class Botical:
         self.providers = {
             r.name: r.value(provider_config(r.name, settings)) for r in self.registries["providers"]
         }
-        self.tools: dict[str, Tool] = {r.name: r.value for r in self.registries["tools"]}
+        self.tools: dict[str, Tool] = {r.name: _sourced(r) for r in self.registries["tools"]}
         self.users = UserService(self.db)
         self.projects = ProjectService(self.db, self.bus, settings.workspace_roots)
         self.tokens = TokenService(
@@ -136,6 +154,13 @@ class Botical:
         self.messages = MessageService(self.db, self.bus)
         self.approvals = ApprovalService(self.db, self.bus, settings.agent.approval_timeout)
         self.todos = TodoService(self.db, self.bus)
+        self.custom_tools = CustomToolService(
+            self.db,
+            self.bus,
+            self.tools,
+            settings.tools.bash_max_timeout,
+            settings.tools.bash_timeout,
+        )
         self.connections = ConnectionRegistry()
         self.broadcaster = Broadcaster(
             self.bus,
@@ -148,9 +173,16 @@ class Botical:
         self.ws = WebSocketService(self)
         self._opened = True
 
-    async def tools_for(self, project_id: str) -> dict[str, Tool]:
-        """The tools agents of a project may call, by name."""
-        return dict(self.tools)
+    async def tools_for(self, project_id: str, include_disabled: bool = False) -> dict[str, Tool]:
+        """The tools agents of a project may call, by name: the registered ones, then the
+        project's enabled custom tools (and its disabled ones when asked, for listing)."""
+        tools = dict(self.tools)
+        for record in await self.custom_tools.list(project_id, enabled_only=not include_disabled):
+            if record["name"] in tools:  # a plugin installed after the tool was defined
+                log.warning("custom tool %s is shadowed by a registered tool", record["id"])
+                continue
+            tools[record["name"]] = custom_tool(record)
+        return tools
 
     async def todos_for(self, session_id: str) -> list[dict[str, Any]]:
         """A session's todo list."""

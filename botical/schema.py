@@ -1,10 +1,26 @@
-"""JSON Schema from marshmallow schemas, for tools (model-facing) and `system.describe`."""
+"""JSON Schema from marshmallow schemas, for tools (model-facing) and `system.describe`; and
+loading client data through a marshmallow schema."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import ValidationError as SchemaError
+
+from botical.errors import ValidationError
+
+
+def load(schema: Schema, data: Any, **kwargs: Any) -> dict[str, Any]:
+    """`schema.load(data)`, unknown fields rejected, marshmallow's messages as VALIDATION_ERROR
+    details."""
+    if not isinstance(data, dict):
+        raise ValidationError("Expected a JSON object", details={"_schema": ["Not an object."]})
+    try:
+        return schema.load(data, unknown=RAISE, **kwargs)
+    except SchemaError as exc:
+        raise ValidationError(details=exc.messages) from None
+
 
 _TYPES: tuple[tuple[type[fields.Field], dict[str, Any]], ...] = (
     (fields.Boolean, {"type": "boolean"}),

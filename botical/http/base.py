@@ -8,19 +8,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
-from marshmallow import RAISE, Schema
-from marshmallow import ValidationError as SchemaError
+from marshmallow import Schema
 
 from botical import jsonin
 from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
-from botical.errors import (
-    BoticalError,
-    InternalError,
-    NotFound,
-    PayloadTooLarge,
-    ValidationError,
-)
+from botical.errors import BoticalError, InternalError, NotFound, PayloadTooLarge, ValidationError
+from botical.schema import load
 
 if TYPE_CHECKING:
     from botical.app import Botical
@@ -101,12 +95,16 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         super()._handle_request_exception(e)
 
-    def load_body(self, schema: Schema) -> dict[str, Any]:
-        """Parse the JSON body and validate it; unknown fields are rejected."""
+    def json_body(self) -> Any:
+        """The parsed JSON body (`{}` when empty), for services that validate it themselves."""
         body = self.request.body
         if len(body) > self.botical.settings.max_body_size:
             raise PayloadTooLarge()
-        return validate(schema, jsonin.loads(body or b"{}"))
+        return jsonin.loads(body or b"{}")
+
+    def load_body(self, schema: Schema) -> dict[str, Any]:
+        """Parse the JSON body and validate it; unknown fields are rejected."""
+        return validate(schema, self.json_body())
 
     def load_query(self, schema: Schema) -> dict[str, Any]:
         """Validate the query string; each argument may appear once."""
@@ -116,12 +114,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
 def validate(schema: Schema, data: Any) -> dict[str, Any]:
     """`schema.load(data)` with marshmallow's messages as VALIDATION_ERROR details."""
-    if not isinstance(data, dict):
-        raise ValidationError("Expected a JSON object", details={"_schema": ["Not an object."]})
-    try:
-        return schema.load(data, unknown=RAISE)
-    except SchemaError as exc:
-        raise ValidationError(details=exc.messages) from None
+    return load(schema, data)
 
 
 class ApiHandler(BaseHandler):

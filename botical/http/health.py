@@ -1,16 +1,33 @@
-"""Liveness, readiness and the plugin listing."""
+"""Liveness, readiness, the plugin listing, and the web console's static files."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Awaitable
 from pathlib import Path
 
+import tornado.web
+
 import botical
+from botical.errors import NotFound
 from botical.http.base import ApiHandler, BaseHandler
 from botical.plugins import plugin_info
 
 READY_TIMEOUT = 5.0
-INDEX = Path(__file__).resolve().parent.parent / "static" / "index.html"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+# No inline script or style, nothing from elsewhere; the WebSocket is same-origin ('self').
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class HealthHandler(BaseHandler):
@@ -32,17 +49,50 @@ class ReadyHandler(BaseHandler):
         self.write_json({"status": "ready", "checks": {"database": "ok"}})
 
 
-class IndexHandler(BaseHandler):
-    """`GET /`: the landing page; it takes the token from the URL into sessionStorage."""
+class StaticHandler(BaseHandler, tornado.web.StaticFileHandler):
+    """`GET /static/NAME`: a file of botical/static, under a strict Content-Security-Policy.
 
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Referrer-Policy", "no-referrer")  # the URL may still hold the token
-        self.set_header(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'",
-        )
-        self.finish(INDEX.read_bytes())
+    Register it with `{"path": STATIC_DIR}`. Only regular files of a known type are served;
+    directories, dotfiles, other types and anything resolving outside the directory are a 404.
+    """
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("Referrer-Policy", "no-referrer")  # the page's URL may hold the token
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        return os.path.join(root, path)  # validate_absolute_path decides, always with a 404
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        try:
+            resolved = Path(absolute_path).resolve()  # `..` and symlinks followed to the end
+            servable = (
+                resolved.is_relative_to(Path(root).resolve())
+                and resolved.is_file()
+                and resolved.suffix in CONTENT_TYPES
+                and not resolved.name.startswith(".")
+                and not self.path.endswith("/")
+            )
+        except (OSError, ValueError):  # a NUL byte, a loop of links
+            servable = False
+        if not servable:
+            raise NotFound("No such file")
+        return str(resolved)
+
+    def get_content_type(self) -> str:
+        return CONTENT_TYPES[Path(self.absolute_path or "").suffix]
+
+
+class IndexHandler(StaticHandler):
+    """`GET /`: the web console; it takes the token from the URL into sessionStorage."""
+
+    async def get(self, path: str = "index.html", include_body: bool = True) -> None:
+        await super().get("index.html", include_body)
+
+    def head(self, path: str = "index.html") -> Awaitable[None]:
+        return self.get("index.html", include_body=False)
 
 
 class PluginsHandler(ApiHandler):

@@ -253,9 +253,8 @@ def _keep_an_owner(project_id: str) -> None:
     if Project._meta.database.for_update:
         # PostgreSQL: serialize owner changes per project, else two owners could each demote
         # themselves concurrently, both seeing the other. SQLite has a single writer anyway.
-        Project.select(Project.id).where(Project.id == project_id).for_update(
-            "FOR NO KEY UPDATE"
-        ).execute()
+        query = Project.select(Project.id).where(Project.id == project_id)
+        query.for_update("FOR NO KEY UPDATE").execute()  # type: ignore[arg-type]
     owners = (
         ProjectMember.select()
         .where(ProjectMember.project == project_id, ProjectMember.role == Role.OWNER.label)

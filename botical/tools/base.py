@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,7 +59,8 @@ class Tool:
     `params` validates the arguments (marshmallow, or `validate_args` for custom JSON Schemas).
     `subject` names the argument that permission patterns match (a path, a command).
     `read_only` tools are allowed by default; the rest ask. `needs_exec` tools need the
-    user's `can_execute_code`.
+    user's `can_execute_code`. `source` is builtin, plugin or custom; `details` adds fields to
+    the public description (a custom tool's id, kind, config and enabled flag).
     """
 
     name: str
@@ -73,6 +74,7 @@ class Tool:
     validate_args: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     source: str = "builtin"
     allowed_by_default: bool = False
+    details: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def default_permission(self) -> Permission:
@@ -84,6 +86,18 @@ class Tool:
         if self.parameters is not None:
             return self.parameters
         return json_schema(self.params) if self.params else {"type": "object", "properties": {}}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public description: REST and `tools.list` show every tool this way."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.json_schema(),
+            "source": self.source,
+            "readOnly": self.read_only,
+            "needsExec": self.needs_exec,
+            **(self.details or {}),
+        }
 
     def check_args(self, args: Any) -> dict[str, Any]:
         """Validated arguments, or ToolFailure describing what is wrong."""

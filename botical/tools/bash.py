@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from marshmallow import Schema, fields, validate
@@ -36,13 +37,14 @@ async def run_command(
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,  # its own process group, so a timeout kills its children too
     )
-    assert proc.stdout is not None
+    stdout = proc.stdout
+    assert stdout is not None
     chunks: list[bytes] = []
     size = 0
 
     async def drain() -> None:
         nonlocal size
-        while chunk := await proc.stdout.read(65536):
+        while chunk := await stdout.read(65536):
             if size < cap:
                 chunks.append(chunk[: cap - size])
             size += len(chunk)
@@ -63,18 +65,15 @@ async def run_command(
                 await asyncio.wait_for(proc.wait(), KILL_GRACE)
 
 
-async def bash(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    """Run a shell command in the project directory."""
-    workspace = ctx.require_workspace()
-    limits = ctx.settings.tools
-    timeout = min(args.get("timeout", limits.bash_timeout), limits.bash_max_timeout)
-    code, output, truncated = await run_command(
-        ["/bin/bash", "-c", args["command"]],
-        str(workspace),
-        minimal_env(workspace),
-        timeout,
-        limits.output_limit,
-    )
+async def command_result(argv: list[str], workspace: Path, timeout: float, cap: int) -> ToolResult:
+    """Run argv in `workspace` with the minimal environment; its output (and exit code) as the
+    tool's result, a tool error when it fails, cannot start or times out."""
+    try:
+        code, output, truncated = await run_command(
+            argv, str(workspace), minimal_env(workspace), timeout, cap
+        )
+    except OSError as exc:
+        raise ToolFailure(f"Cannot run {argv[0]!r}: {exc.strerror or exc}") from None
     text = output.decode("utf-8", errors="replace")
     if truncated:
         text += "\n[output truncated]"
@@ -84,6 +83,16 @@ async def bash(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         f"{text}\n[exit code {code}]" if code else text,
         is_error=code != 0,
         metadata={"exitCode": code},
+    )
+
+
+async def bash(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    """Run a shell command in the project directory."""
+    workspace = ctx.require_workspace()
+    limits = ctx.settings.tools
+    timeout = min(args.get("timeout", limits.bash_timeout), limits.bash_max_timeout)
+    return await command_result(
+        ["/bin/bash", "-c", args["command"]], workspace, timeout, limits.output_limit
     )
 
 

@@ -122,6 +122,10 @@ class ToolResultSchema(Schema):
     source = fields.String()
     readOnly = fields.Boolean()
     needsExec = fields.Boolean()
+    id = fields.String(metadata={"description": "Custom tools only"})
+    kind = fields.String(metadata={"description": "Custom tools only: command or http"})
+    config = fields.Dict(metadata={"description": "Custom tools only; secrets as {secret:NAME}"})
+    enabled = fields.Boolean(metadata={"description": "Custom tools only"})
 
 
 class ToolList(Schema):

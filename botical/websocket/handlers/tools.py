@@ -37,19 +37,7 @@ class PendingParams(Schema):
 async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """List the tools agents of this project can use, with their JSON Schemas."""
     tools = await ctx.app.tools_for(ctx.project_id)
-    return {
-        "items": [
-            {
-                "name": t.name,
-                "description": t.description,
-                "parameters": t.json_schema(),
-                "source": t.source,
-                "readOnly": t.read_only,
-                "needsExec": t.needs_exec,
-            }
-            for t in tools.values()
-        ]
-    }
+    return {"items": [t.to_dict() for t in tools.values()]}
 
 
 @method("tools.approve", ApproveParams, r.ApprovalResult, role=WRITE, scope="approval")

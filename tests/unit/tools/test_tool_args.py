@@ -16,6 +16,8 @@ REQUIRED = {
     "grep": ["pattern"],
     "bash": ["command"],
     "task": ["prompt"],
+    "todowrite": ["todos"],
+    "todoread": [],
 }
 WORKSPACE_ARGS = {
     "read": {"path": "a.txt"},
@@ -32,7 +34,14 @@ def test_the_builtin_plugin_registers_every_tool():
 
 
 def test_only_reading_tools_are_read_only_and_only_bash_executes_code():
-    assert {n for n, t in BUILTIN.items() if t.read_only} == {"read", "glob", "grep"}
+    assert {n for n, t in BUILTIN.items() if t.read_only} == {"read", "glob", "grep", "todoread"}
+    assert {n for n, t in BUILTIN.items() if t.default_permission == "allow"} == {
+        "read",
+        "glob",
+        "grep",
+        "todoread",
+        "todowrite",
+    }
     assert {n for n, t in BUILTIN.items() if t.needs_exec} == {"bash"}
 
 
@@ -42,10 +51,10 @@ def test_json_schema_is_a_closed_object_schema(name):
     assert json.loads(json.dumps(schema)) == schema
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
-    assert sorted(schema["required"]) == sorted(REQUIRED[name])
-    assert set(schema["required"]) <= set(schema["properties"])
+    assert sorted(schema.get("required", [])) == sorted(REQUIRED[name])
+    assert set(schema.get("required", [])) <= set(schema["properties"])
     for prop in schema["properties"].values():
-        assert prop["type"] in {"string", "integer", "boolean"}
+        assert prop["type"] in {"string", "integer", "boolean", "array"}
 
 
 def test_json_schema_carries_types_and_bounds():
