@@ -1,8 +1,8 @@
 # Developer entry points. Everything runs inside ./.venv, which is created on first use.
 #
 #   make run                 install Botical into .venv and start `botical serve`
-#   make test [ARGS=...]     install the test extras, run pytest (with ARGS), then ruff check
-#   make lint                ruff check and ruff format --check
+#   make test [ARGS=...]     install the test extras, run pytest (with ARGS), ruff check, mypy
+#   make lint                ruff check, ruff format --check and mypy
 #   make format              ruff's safe fixes, then ruff format
 #   make bench [ARGS=...]    run bench/run.py
 #   make clean               remove build output and caches (keeps .venv)
@@ -47,10 +47,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/pytest $(ARGS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .

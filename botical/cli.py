@@ -1,4 +1,4 @@
-"""Command line: `botical serve | user | token | apikey | project`."""
+"""Command line: `botical serve | user | token | apikey | project | chat`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import botical
+from botical import chat
 from botical.app import Botical
 from botical.auth.identity import operator_identity
 from botical.config import Settings, load_settings
@@ -60,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     pcreate.add_argument("name")
     pcreate.add_argument("--owner", required=True, help="owner's user name")
     pcreate.add_argument("--path", help="the project's workspace directory")
+
+    chat.add_arguments(sub.add_parser("chat", help="talk to an agent in the terminal"))
     return parser
 
 
@@ -109,8 +112,6 @@ async def _serve(settings: Settings) -> None:
 
 
 def _run_command(args: argparse.Namespace, settings: Settings) -> None:
-    key = (args.command, getattr(args, "action", None))
-
     async def user_create(app: Botical) -> None:
         user = await app.users.create(args.name, args.admin, args.exec)
         print(user["id"])
@@ -145,12 +146,14 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> None:
         ("apikey", "revoke"): apikey_revoke,
         ("project", "create"): project_create,
     }
-    asyncio.run(_with_app(settings, commands[key]))
+    asyncio.run(_with_app(settings, commands[(args.command, args.action)]))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `botical` command."""
     args = _parser().parse_args(argv)
+    if args.command == "chat":
+        return chat.main(args)
     try:
         settings = _settings(args)
         logging.basicConfig(
