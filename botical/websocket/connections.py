@@ -17,6 +17,7 @@ from botical.config import WebSocketSettings
 from botical.websocket.protocol import CLOSE_TOO_SLOW, delta_frame
 
 log = logging.getLogger(__name__)
+WRITE_BATCH = 64 * 1024  # characters handed to the socket before waiting for them to go out
 
 
 class Transport(Protocol):
@@ -88,6 +89,8 @@ class Connection:
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._parked = False  # the writer waits for frames, nothing queued or in flight
+        self._unconfirmed: list[Any] = []  # writes handed to Tornado, not yet known written
 
     @property
     def user_id(self) -> str:
@@ -134,6 +137,11 @@ class Connection:
     def _enqueue(self, frame: OutFrame) -> None:
         if self.closed:
             return
+        if self._parked and not self._queue and self._confirmed():
+            # The writer is idle and the socket keeps up: write it now, in the tick that
+            # published it, rather than wake the writer to do it a loop iteration later.
+            self._hand_over(frame)
+            return
         self._queue.append(frame)
         self._bytes += frame.size
         self._check_bounds(frame.size)
@@ -150,18 +158,43 @@ class Connection:
             self.close(CLOSE_TOO_SLOW, "Too slow to keep up; reconnect and resync")
 
     async def _write_loop(self) -> None:
-        while not self.closed:
+        while True:
+            if self._unconfirmed:  # wait once until what Tornado was handed reached the socket
+                writes, self._unconfirmed = self._unconfirmed, []
+                if not await _settle(writes):
+                    return  # the socket closed under us; on_close cleans up
+                continue
+            if self.closed:
+                return
             if not self._queue:
                 self._drained.set()
                 self._ready.clear()
+                self._parked = True
                 await self._ready.wait()
+                self._parked = False
                 continue
-            frame = self._queue.popleft()
-            self._bytes -= frame.size
-            try:
-                await self.transport.write_message(frame.render())
-            except Exception:  # the socket closed under us; on_close cleans up
-                return
+            # Hand Tornado what is queued, up to WRITE_BATCH characters: the queue drains as fast
+            # as the socket takes frames rather than one frame per loop iteration, while what
+            # waits stays here, where it can merge and is bounded (Tornado's buffer is not).
+            budget = WRITE_BATCH
+            while self._queue and budget > 0:
+                frame = self._queue.popleft()
+                self._bytes -= frame.size
+                budget -= frame.size
+                self._hand_over(frame)
+
+    def _confirmed(self) -> bool:
+        """Whether every write handed to Tornado has reached the socket (forgetting those)."""
+        unconfirmed = self._unconfirmed
+        while unconfirmed and unconfirmed[0].done():  # at most a few: the writer settles batches
+            write = unconfirmed.pop(0)
+            if write.cancelled() or write.exception() is not None:
+                return False  # the socket is closing; the writer will see it
+        return not unconfirmed
+
+    def _hand_over(self, frame: OutFrame) -> None:
+        with contextlib.suppress(Exception):  # the socket is closing; on_close cleans up
+            self._unconfirmed.append(self.transport.write_message(frame.render()))
 
     def close(self, code: int, reason: str) -> None:
         """Drop what is queued and close the socket with `code`."""
@@ -188,8 +221,25 @@ class Connection:
         self._ready.set()
         for task in list(self.inflight):
             task.cancel()
+        self._parked = False
+        for write in self._unconfirmed:  # the writer will not await these now
+            if not write.cancel() and not write.cancelled():
+                write.exception()  # retrieved, so a failed write is not logged
+        self._unconfirmed.clear()
         if self._writer is not None:
             self._writer.cancel()
+
+
+async def _settle(writes: list[Any]) -> bool:
+    """Wait for every write; whether all succeeded (errors are retrieved, so none is logged)."""
+    if len(writes) == 1:  # the common case, without gather's cost
+        try:
+            await writes[0]
+        except Exception:
+            return False
+        return True
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    return not any(isinstance(result, BaseException) for result in results)
 
 
 class ConnectionRegistry:

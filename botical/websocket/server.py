@@ -266,6 +266,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         return None  # frames are small and many; deflate would cost more than it saves
 
     def open(self, *args: Any, **kwargs: Any) -> None:
+        self.set_nodelay(True)  # small frames must not wait for the client's delayed ACK
         self.connection = Connection(new_id("conn"), self.identity, self, self.service.limits)
         self.service.opened(self.connection)
 
