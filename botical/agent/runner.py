@@ -46,7 +46,6 @@ class Run:
     identity: Identity
     task: asyncio.Task[None] | None = None
     message_id: str | None = None
-    approval_id: str | None = None
     stop_status: str = "cancelled"
     recorder: PartRecorder | None = None
     usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})

@@ -11,8 +11,6 @@ from botical.db import Database, now_ms
 from botical.db.models import Part
 from botical.ids import new_id
 
-STREAMED = ("text", "reasoning")
-
 
 def _header(part: dict[str, Any]) -> dict[str, Any]:
     """The part without its text, as delta events carry it."""
@@ -145,10 +143,6 @@ class PartRecorder:
             if part["type"] == "text":
                 texts.append(part.get("text", ""))
         return "".join(reversed(texts))
-
-    def final_text(self) -> str:
-        """All text parts of the message, joined."""
-        return "".join(p.get("text", "") for p in self.parts if p["type"] == "text")
 
 
 _COLUMNS = frozenset(

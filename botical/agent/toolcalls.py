@@ -12,7 +12,8 @@ from typing import Any
 
 from botical.agent.providers.base import ToolCallRequest
 from botical.agent.stream import PartRecorder
-from botical.errors import BoticalError
+from botical.auth.permissions import Permissions
+from botical.errors import BoticalError, Forbidden
 from botical.services.agents import AgentConfig
 from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 
@@ -55,8 +56,11 @@ class ToolCaller:
             args = tool.check_args(dict(call.arguments))
         except ToolFailure as exc:
             return "error", ToolResult(str(exc), is_error=True)
-        if tool.needs_exec and not self.run.identity.can_execute_code:
-            return "denied", ToolResult("This user may not execute code", is_error=True)
+        if tool.needs_exec:
+            try:
+                Permissions.require_code_execution(self.run.identity)
+            except Forbidden as exc:
+                return "denied", ToolResult(exc.message, is_error=True)
         decision = self.config.decide(tool.name, tool.subject_of(args), tool.default_permission)
         if decision == "ask" and await self.app.approvals.granted_for_session(
             self.run.session_id, tool.name
@@ -87,7 +91,6 @@ class ToolCaller:
             args,
             run.identity.user_id,
         )
-        run.approval_id = approval["id"]
         await self.recorder.update(part, status="waiting_approval", approvalId=approval["id"])
         self.set_status("waiting_approval")
         try:
@@ -95,8 +98,6 @@ class ToolCaller:
         except asyncio.CancelledError:
             await approvals.cancel(approval["id"], run.project_id, run.stop_status)
             raise
-        finally:
-            run.approval_id = None
         if answer["status"] == "approved":
             return None
         reason = answer.get("reason") or answer["status"]

@@ -22,10 +22,11 @@ from jsonschema.exceptions import SchemaError as JsonSchemaError
 from marshmallow import Schema, fields, post_load, validate
 
 from botical.auth.identity import Identity
+from botical.auth.permissions import Permissions
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
 from botical.db.models import CustomTool
-from botical.errors import Conflict, Forbidden, NotFound, ValidationError
+from botical.errors import Conflict, NotFound, ValidationError
 from botical.ids import new_id
 from botical.schema import load
 
@@ -245,8 +246,8 @@ class CustomToolService:
 
 
 def _check_exec(identity: Identity, kind: str) -> None:
-    if kind == "command" and not identity.can_execute_code:
-        raise Forbidden("Defining or changing a command tool needs code execution rights")
+    if kind == "command":  # defining a command tool is as good as running one
+        Permissions.require_code_execution(identity)
 
 
 def _row(tool_id: str) -> CustomTool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,26 +12,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from tests.integration.agent.helpers import Chat, open_chat
+from tests.integration.agent.conftest import chat, workspace  # noqa: F401 (shared fixtures)
 from tests.integration.tools.helpers import Remote
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "ws"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def chat(io_loop: Any, make_user: Any, events: Any, workspace: Path) -> Chat:
-    """An admin who may run code, with a project on `workspace` and a fresh session."""
-
-    async def make() -> Chat:
-        owner = await make_user("owner", admin=True, exec=True)
-        return await open_chat(owner, workspace, events)
-
-    return io_loop.run_sync(make)
 
 
 class _Recording(tornado.web.RequestHandler):
