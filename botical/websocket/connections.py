@@ -28,7 +28,7 @@ class Transport(Protocol):
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class OutFrame:
     text: str | None
     size: int
@@ -106,12 +106,18 @@ class Connection:
 
     def send(self, text: str) -> None:
         """Queue a frame for this client."""
-        self._enqueue(OutFrame(text, len(text)))
+        if self._idle():
+            self._write(text)
+        else:
+            self._enqueue(OutFrame(text, len(text)))
 
     def send_delta(
         self, channel: str, part_id: str, header_json: str, delta: str, seq: int, text: str
     ) -> None:
         """Queue a streaming delta; under pressure it merges with a queued delta of its part."""
+        if self._idle():
+            self._write(text)
+            return
         tail = self._queue[-1] if self._queue else None
         if (
             tail is not None
@@ -134,13 +140,15 @@ class Connection:
             or self._bytes * 2 > self.limits.queue_max_bytes
         )
 
+    def _idle(self) -> bool:
+        """Whether a frame may be written now, in the tick that published it, rather than
+        wake the writer to do it a loop iteration later: the writer waits, nothing is queued,
+        and the socket took every earlier write. This is the path of nearly every frame to a
+        client that keeps up, so it allocates nothing."""
+        return self._parked and not self._queue and not self.closed and self._confirmed()
+
     def _enqueue(self, frame: OutFrame) -> None:
         if self.closed:
-            return
-        if self._parked and not self._queue and self._confirmed():
-            # The writer is idle and the socket keeps up: write it now, in the tick that
-            # published it, rather than wake the writer to do it a loop iteration later.
-            self._hand_over(frame)
             return
         self._queue.append(frame)
         self._bytes += frame.size
@@ -181,7 +189,7 @@ class Connection:
                 frame = self._queue.popleft()
                 self._bytes -= frame.size
                 budget -= frame.size
-                self._hand_over(frame)
+                self._write(frame.render())
 
     def _confirmed(self) -> bool:
         """Whether every write handed to Tornado has reached the socket (forgetting those)."""
@@ -192,9 +200,11 @@ class Connection:
                 return False  # the socket is closing; the writer will see it
         return not unconfirmed
 
-    def _hand_over(self, frame: OutFrame) -> None:
-        with contextlib.suppress(Exception):  # the socket is closing; on_close cleans up
-            self._unconfirmed.append(self.transport.write_message(frame.render()))
+    def _write(self, text: str) -> None:
+        try:  # noqa: SIM105 (a try costs nothing here; contextlib.suppress does, per frame)
+            self._unconfirmed.append(self.transport.write_message(text))
+        except Exception:  # the socket is closing; on_close cleans up
+            pass
 
     def close(self, code: int, reason: str) -> None:
         """Drop what is queued and close the socket with `code`."""

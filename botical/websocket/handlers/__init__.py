@@ -81,6 +81,8 @@ class Dispatcher:
     def __init__(self, app: Any, methods: dict[str, MethodSpec]) -> None:
         self.app = app
         self.methods = methods
+        # Schemas keep no per-load state, so one instance per method serves every request.
+        self._params = {name: spec.params() for name, spec in methods.items()}
 
     async def call(self, connection: Any, name: str, params: dict[str, Any]) -> Any:
         """Validate, authorize and run one request; errors are raised as BoticalError."""
@@ -88,7 +90,7 @@ class Dispatcher:
         if spec is None:
             raise MethodNotFound(f"Unknown method {name!r}")
         try:
-            args = spec.params().load(params, unknown=RAISE)
+            args = self._params[name].load(params, unknown=RAISE)
         except SchemaError as exc:
             raise ValidationError(details=exc.messages) from None
         ctx = MethodContext(self.app, connection.identity, connection)
