@@ -145,12 +145,16 @@ class Botical:
         )
         self.apikeys = ApiKeyService(self.db, settings.auth.apikey_touch_interval)
         self.auth = Authenticator(self.db, self.tokens, self.apikeys)
-        self.permissions = Permissions(self.db)
+        self.permissions = Permissions(self.db, settings.auth.role_cache_ttl)
+        for name in ("member.*", "project.deleted"):
+            self.bus.subscribe(name, self.permissions.membership_changed)
         self.agents = AgentService.from_configs(
             self.db, (r.value for r in self.registries["agents"])
         )
         self.runner = Runner(self)
-        self.sessions = SessionService(self.db, self.bus, self.runner.check_names)
+        self.sessions = SessionService(
+            self.db, self.bus, self.runner.check_names, settings.session_cache_bytes
+        )
         self.messages = MessageService(self.db, self.bus)
         self.approvals = ApprovalService(self.db, self.bus, settings.agent.approval_timeout)
         self.todos = TodoService(self.db, self.bus)

@@ -29,6 +29,7 @@ class AuthSettings:
     token_ttl: int = 86400
     max_token_ttl: int = 30 * 86400
     apikey_touch_interval: int = 60
+    role_cache_ttl: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Settings:
     log_level: str = "INFO"
     max_body_size: int = 1024 * 1024
     shutdown_timeout: float = 10.0
+    session_cache_bytes: int = 32 * 1024 * 1024
     workspace_roots: tuple[str, ...] = ()
     auth: AuthSettings = field(default_factory=AuthSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
@@ -131,6 +133,7 @@ class AuthSchema(_Strict):
     token_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=60))
     max_token_ttl = fields.Integer(load_default=30 * 86400, validate=validate.Range(min=60))
     apikey_touch_interval = fields.Integer(load_default=60, validate=validate.Range(min=0))
+    role_cache_ttl = fields.Float(load_default=10.0, validate=validate.Range(min=0, max=300))
 
     @validates_schema
     def ttl_within_max(self, data: dict[str, Any], **_: Any) -> None:
@@ -225,6 +228,9 @@ class SettingsSchema(_Strict):
     )
     max_body_size = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
     shutdown_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=300))
+    session_cache_bytes = fields.Integer(
+        load_default=32 * 1024 * 1024, validate=validate.Range(min=0)
+    )
     workspace_roots = fields.List(fields.String(), load_default=list)
     auth = fields.Nested(AuthSchema, load_default=dict)
     plugins = fields.Nested(PluginsSchema, load_default=dict)

@@ -245,6 +245,7 @@ class Runner:
             run.session_id,
             assistant["id"],
             app.settings.agent.flush_interval,
+            app.sessions.text_stored,
         )
         run.recorder = recorder
         try:

@@ -4,6 +4,7 @@ in batches (every `flush_interval` seconds and when a part closes), never once p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botical.bus import Event, EventBus
@@ -28,8 +29,10 @@ class PartRecorder:
         session_id: str,
         message_id: str,
         flush_interval: float,
+        stored: Callable[[str], None] = lambda session_id: None,
     ) -> None:
         self._db = db
+        self._stored = stored  # told after text is written without an event (a flush)
         self._bus = bus
         self._project_id = project_id
         self._session_id = session_id
@@ -99,6 +102,7 @@ class PartRecorder:
         self._dirty = False
         self._open["text"] = "".join(self._chunks)
         await self._write(self._open)
+        self._stored(self._session_id)
 
     async def close_open(self, status: str = "completed") -> None:
         """Finish the streaming part: store its whole text and announce it with `status`

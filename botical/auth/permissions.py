@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from enum import IntEnum
+from typing import Any
+
+import peewee as pw
 
 from botical.auth.identity import Identity
 from botical.db import Database
@@ -40,6 +46,9 @@ MANAGE = Role.ADMIN
 OWN = Role.OWNER
 
 
+CACHED_ENTRIES = 10_000  # roles, and sessions' projects, kept in memory at most
+
+
 def _member_role(project_id: str, user_id: str) -> str | None:
     row = (
         ProjectMember.select(ProjectMember.role)
@@ -49,23 +58,69 @@ def _member_role(project_id: str, user_id: str) -> str | None:
     return row.role if row else None
 
 
-def _session_project(session_id: str) -> str | None:
-    row = Session.select(Session.project).where(Session.id == session_id).first()
-    return row.project_id if row else None
+def _session_access(session_id: str, user_id: str) -> tuple[str, str | None] | None:
+    """The session's project and the user's role in it (None if not a member), in one query."""
+    row = (
+        Session.select(Session.project, ProjectMember.role)
+        .join(
+            ProjectMember,
+            pw.JOIN.LEFT_OUTER,
+            on=(ProjectMember.project == Session.project) & (ProjectMember.user == user_id),
+        )
+        .where(Session.id == session_id)
+        .tuples()
+        .first()
+    )
+    return (row[0], row[1]) if row else None
 
 
 class Permissions:
-    """Answers role questions from the database; raises NOT_FOUND or FORBIDDEN."""
+    """Answers role questions; raises NOT_FOUND or FORBIDDEN.
 
-    def __init__(self, db: Database) -> None:
+    Roles read from the database are kept for `role_ttl` seconds (0: not kept). Membership
+    changes made through this server apply at once: `membership_changed`, subscribed to
+    `member.*` and `project.deleted`, drops every kept role, and a read that was in flight
+    meanwhile is not kept. A session's project never changes, so it is kept without a limit
+    in time. Absent members are never kept: a refusal always asks the database again.
+    """
+
+    def __init__(
+        self, db: Database, role_ttl: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._db = db
+        self._ttl = role_ttl
+        self._clock = clock
+        self._roles: OrderedDict[tuple[str, str], tuple[Role, float]] = OrderedDict()
+        self._projects: OrderedDict[str, str] = OrderedDict()  # session id -> project id
+        self._generation = 0  # counts membership changes
+
+    def membership_changed(self, event: Any = None) -> None:
+        """Forget every kept role (and, for a deleted project, which sessions it held)."""
+        self._generation += 1
+        self._roles.clear()
+        if event is not None and event.name == "project.deleted":
+            self._projects.clear()
 
     async def role(self, identity: Identity, project_id: str) -> Role | None:
         """The identity's role in the project, or None if it may not see the project at all."""
         if identity.project_scope is not None and identity.project_scope != project_id:
             return None
-        role = await self._db.run(_member_role, project_id, identity.user_id)
-        return Role.parse(role) if role else None
+        key = (project_id, identity.user_id)
+        kept = self._roles.get(key)
+        if kept is not None and kept[1] > self._clock():
+            return kept[0]
+        generation = self._generation
+        name = await self._db.run(_member_role, project_id, identity.user_id)
+        return self._keep_role(key, name, generation)
+
+    def _keep_role(self, key: tuple[str, str], name: str | None, generation: int) -> Role | None:
+        role = Role.parse(name) if name else None
+        if role is not None and self._ttl > 0 and generation == self._generation:
+            self._roles[key] = (role, self._clock() + self._ttl)
+            self._roles.move_to_end(key)
+            if len(self._roles) > CACHED_ENTRIES:
+                self._roles.popitem(last=False)
+        return role
 
     async def require(self, identity: Identity, project_id: str, minimum: Role) -> Role:
         """Return the identity's role if it is at least `minimum`.
@@ -73,12 +128,7 @@ class Permissions:
         Someone who is not a member gets NOT_FOUND, so project ids cannot be probed; a member
         whose role is too low gets FORBIDDEN.
         """
-        role = await self.role(identity, project_id)
-        if role is None:
-            raise NotFound("Project not found")
-        if role < minimum:
-            raise Forbidden(f"This needs the {minimum.label} role in the project")
-        return role
+        return _at_least(await self.role(identity, project_id), minimum)
 
     async def may(self, identity: Identity, project_id: str, minimum: Role) -> bool:
         """Tell whether the identity has at least `minimum` in the project."""
@@ -87,11 +137,23 @@ class Permissions:
 
     async def require_session(self, identity: Identity, session_id: str, minimum: Role) -> str:
         """Authorize access to a session through its project; return the project id."""
-        project_id = await self._db.run(_session_project, session_id)
-        if project_id is None:
-            raise NotFound("Session not found")
+        project_id = self._projects.get(session_id)
+        if project_id is not None:
+            role = await self.role(identity, project_id)
+        else:
+            generation = self._generation
+            found = await self._db.run(_session_access, session_id, identity.user_id)
+            if found is None:
+                raise NotFound("Session not found")
+            project_id, name = found
+            self._projects[session_id] = project_id
+            if len(self._projects) > CACHED_ENTRIES:
+                self._projects.popitem(last=False)
+            role = self._keep_role((project_id, identity.user_id), name, generation)
+            if identity.project_scope is not None and identity.project_scope != project_id:
+                role = None
         try:
-            await self.require(identity, project_id, minimum)
+            _at_least(role, minimum)
         except NotFound:
             raise NotFound("Session not found") from None
         return project_id
@@ -101,3 +163,11 @@ class Permissions:
         """Raise FORBIDDEN unless the user may run code (bash, command tools)."""
         if not identity.can_execute_code:
             raise Forbidden("This user may not execute code")
+
+
+def _at_least(role: Role | None, minimum: Role) -> Role:
+    if role is None:
+        raise NotFound("Project not found")
+    if role < minimum:
+        raise Forbidden(f"This needs the {minimum.label} role in the project")
+    return role

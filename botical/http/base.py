@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from botical import jsonin
 from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
 from botical.errors import BoticalError, InternalError, NotFound, PayloadTooLarge, ValidationError
+from botical.jsonout import dumps
 from botical.schema import load
 
 if TYPE_CHECKING:
@@ -50,10 +50,6 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         request.remote_ip,
         1000.0 * request.request_time(),
     )
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class BaseHandler(tornado.web.RequestHandler):

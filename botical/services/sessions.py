@@ -7,17 +7,21 @@ from typing import Any
 
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
-from botical.db.models import Message, Session
+from botical.db.database import Prepared
+from botical.db.models import Session
 from botical.errors import Conflict, NotFound, ValidationError
 from botical.ids import new_id
-from botical.services.messages import with_parts
+from botical.jsonout import JSONText, dumps
+from botical.services.messages import session_messages
 from botical.services.pagination import page
+from botical.services.readcache import ReadCache
 
 EDITABLE = ("title", "agent", "model")
 Check = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
-def session_to_dict(session: Session) -> dict[str, Any]:
+def session_to_dict(session: Session | Any) -> dict[str, Any]:
+    """A session (a model instance or a prepared row) as the API shows it."""
     return {
         "id": session.id,
         "projectId": session.project_id,
@@ -38,11 +42,34 @@ def session_to_dict(session: Session) -> dict[str, Any]:
     }
 
 
+SESSION_ROW = Prepared(
+    Session, lambda session_id: Session.select().where(Session.id == session_id), 1
+)
+
+
+def _read(session_id: str, include_messages: bool) -> dict[str, Any]:
+    rows = SESSION_ROW.rows(session_id)
+    if not rows:
+        raise NotFound("Session not found")
+    data = session_to_dict(rows[0])
+    if include_messages:
+        data["messages"] = session_messages(session_id)
+    return data
+
+
 class SessionService:
-    def __init__(self, db: Database, bus: EventBus, check: Check | None = None) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, check: Check | None = None, cache_bytes: int = 0
+    ) -> None:
         self._db = db
         self._bus = bus
         self._check = check  # validates agent and model names against a project
+        self._cache = ReadCache(cache_bytes)
+        bus.subscribe("*", self.changed)
+
+    def text_stored(self, session_id: str) -> None:
+        """Streamed text was written without an event of its own (see `agent.stream`)."""
+        self._cache.changed(session_id)
 
     def publish(self, name: str, session: dict[str, Any]) -> None:
         self._bus.publish(
@@ -110,17 +137,25 @@ class SessionService:
         return await self._db.run(select)
 
     async def get(self, session_id: str, include_messages: bool = False) -> dict[str, Any]:
-        def select() -> dict[str, Any]:
-            session = Session.get_or_none(Session.id == session_id)
-            if session is None:
-                raise NotFound("Session not found")
-            data = session_to_dict(session)
-            if include_messages:
-                messages = Message.select().where(Message.session == session_id)
-                data["messages"] = with_parts(list(messages.order_by(Message.id)))
-            return data
+        """A session, with its messages and their parts when asked (a fresh dict each call)."""
+        return await self._db.run(_read, session_id, include_messages)
 
-        return await self._db.run(select)
+    async def get_json(self, session_id: str, include_messages: bool = False) -> JSONText:
+        """What `get` returns, encoded, from the read cache while the session is unchanged."""
+        cached = self._cache.get(session_id, include_messages)
+        if cached is not None:
+            return cached
+        started = self._cache.begin()
+        text = JSONText(dumps(await self.get(session_id, include_messages)))
+        self._cache.store(session_id, include_messages, text, started)
+        return text
+
+    def changed(self, event: Event) -> None:
+        """Bus subscriber (every event): a session's events mean its stored state changed."""
+        if event.session_id is not None:
+            self._cache.changed(event.session_id)
+        elif event.name == "project.deleted":  # its sessions went with it
+            self._cache.clear()
 
     async def update(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change title, agent or model of an active session."""

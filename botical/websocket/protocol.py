@@ -3,7 +3,6 @@ what the server sends, error and close codes. See docs/protocol.md."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
@@ -11,6 +10,7 @@ from marshmallow import ValidationError as SchemaError
 
 from botical import jsonin
 from botical.errors import BoticalError, InvalidFrame, ValidationError
+from botical.jsonout import JSONText, dumps
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "botical.v1"
@@ -131,11 +131,9 @@ def frame_id_of(error: BoticalError) -> str | None:
     return getattr(error, "frame_id", None)
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def response(request_id: str | None, result: Any) -> str:
+    if isinstance(result, JSONText):  # encoded once, when it was cached
+        return f'{{"type":"response","id":{dumps(request_id)},"result":{result}}}'
     return dumps({"type": "response", "id": request_id, "result": result})
 
 

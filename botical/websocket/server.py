@@ -19,8 +19,8 @@ from botical.errors import (
     internal_error,
 )
 from botical.hookspecs import hookimpl
-from botical.http.base import dumps
 from botical.ids import new_id
+from botical.jsonout import dumps
 from botical.plugins import await_me_maybe
 from botical.websocket import auth, protocol
 from botical.websocket.connections import Connection
@@ -152,9 +152,8 @@ class WebSocketService:
     async def _handle(self, connection: Connection, frame: dict[str, Any]) -> None:
         frame_id = frame.get("id")
         try:
-            result = await asyncio.wait_for(
-                self._dispatch(connection, frame), self.limits.request_timeout
-            )
+            async with asyncio.timeout(self.limits.request_timeout):
+                result = await self._dispatch(connection, frame)
         except BoticalError as exc:
             connection.send(protocol.error_response(frame_id, exc))
             return

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from botical.auth.permissions import READ, WRITE
 from botical.hookspecs import hookimpl
 from botical.ids import check_id
+from botical.jsonout import JSONText
 from botical.services.pagination import MAX_LIMIT
 from botical.websocket.handlers import MethodContext, method, register_module
 from botical.websocket.handlers import results as r
@@ -80,9 +81,9 @@ async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
 
 
 @method("sessions.get", GetParams, r.SessionResult, role=READ, scope="session")
-async def get(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
+async def get(ctx: MethodContext, p: dict[str, Any]) -> JSONText:
     """Get a session, with its messages and parts when asked."""
-    return await ctx.app.sessions.get(p["sessionId"], p["includeMessages"])
+    return await ctx.app.sessions.get_json(p["sessionId"], p["includeMessages"])
 
 
 @method("sessions.update", UpdateParams, r.SessionResult, role=WRITE, scope="session")

@@ -4,8 +4,6 @@ from botical.auth.apikeys import ApiKeyService
 from botical.auth.identity import Authenticator
 from botical.auth.tokens import TokenService
 from botical.bus import EventBus
-from botical.db import Database
-from botical.db.migrations import migrate
 from botical.services.projects import ProjectService
 from botical.services.users import UserService
 
@@ -15,22 +13,18 @@ MAX_TTL = 86400
 
 
 @pytest.fixture
-def db(database_url):
-    """A migrated database on a fresh SQLite file or PostgreSQL schema, closed after the test."""
-    database = Database(database_url)
-    database.run_sync(migrate, database.peewee)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def users(db):
     return UserService(db)
 
 
 @pytest.fixture
-def projects(db):
-    return ProjectService(db, EventBus())
+def bus():
+    return EventBus()
+
+
+@pytest.fixture
+def projects(db, bus):
+    return ProjectService(db, bus)
 
 
 @pytest.fixture

@@ -1,3 +1,4 @@
+import asyncio
 import dataclasses
 import time
 
@@ -7,7 +8,7 @@ import pytest
 from botical.auth.identity import MAX_CREDENTIAL_LENGTH, bearer_token
 from botical.auth.permissions import MANAGE, OWN, READ, WRITE, Permissions, Role
 from botical.db import now_ms
-from botical.db.models import Session
+from botical.db.models import ProjectMember, Session
 from botical.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from botical.ids import new_id
 
@@ -255,3 +256,133 @@ async def test_a_token_identity_is_no_longer_valid_once_expired(authenticator, t
 )
 def test_bearer_token_reads_only_bearer_credentials(header, expected):
     assert bearer_token(header) == expected
+
+
+# --- kept roles ---
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def kept(db, bus, clock):
+    """Permissions that keep roles for 10 s, told of membership changes as in the server."""
+    permissions = Permissions(db, role_ttl=10.0, clock=clock)
+    for name in ("member.*", "project.deleted"):
+        bus.subscribe(name, permissions.membership_changed)
+    return permissions
+
+
+def _set_role_directly(db, project_id, user_id, role):
+    """Change a role the way another process sharing the database would: no event here."""
+    return db.atomic(
+        lambda: (
+            ProjectMember.update(role=role.label)
+            .where(ProjectMember.project == project_id, ProjectMember.user == user_id)
+            .execute()
+        )
+    )
+
+
+@pytest.mark.gen_test
+async def test_a_kept_role_is_used_until_its_time_runs_out(
+    db, kept, clock, member_with, project_id
+):
+    identity = await member_with(Role.MEMBER)
+    assert await kept.require(identity, project_id, WRITE) == Role.MEMBER
+    await _set_role_directly(db, project_id, identity.user_id, Role.VIEWER)
+    assert await kept.role(identity, project_id) == Role.MEMBER  # kept: no query
+    clock.now += 10.5
+    assert await kept.role(identity, project_id) == Role.VIEWER
+    with pytest.raises(Forbidden):
+        await kept.require(identity, project_id, WRITE)
+
+
+@pytest.mark.gen_test
+async def test_without_a_time_roles_are_read_every_time(db, member_with, project_id):
+    permissions = Permissions(db)  # role_ttl 0
+    identity = await member_with(Role.MEMBER)
+    assert await permissions.role(identity, project_id) == Role.MEMBER
+    await _set_role_directly(db, project_id, identity.user_id, Role.VIEWER)
+    assert await permissions.role(identity, project_id) == Role.VIEWER
+
+
+@pytest.mark.gen_test
+async def test_a_removed_member_loses_access_at_once(
+    kept, projects, owner, member_with, project_id, session_id
+):
+    identity = await member_with(Role.MEMBER)
+    assert await kept.require_session(identity, session_id, WRITE) == project_id
+    await projects.remove_member(owner, Role.OWNER, project_id, identity.user_id)
+    with pytest.raises(NotFound, match="Session not found"):
+        await kept.require_session(identity, session_id, READ)
+    with pytest.raises(NotFound):
+        await kept.require(identity, project_id, READ)
+
+
+@pytest.mark.gen_test
+async def test_a_lowered_role_applies_at_once(kept, projects, member_with, project_id, session_id):
+    identity = await member_with(Role.ADMIN)
+    assert await kept.require(identity, project_id, MANAGE) == Role.ADMIN
+    await projects.set_role(Role.OWNER, project_id, identity.user_id, Role.VIEWER)
+    with pytest.raises(Forbidden):
+        await kept.require(identity, project_id, WRITE)
+    with pytest.raises(Forbidden):
+        await kept.require_session(identity, session_id, WRITE)
+
+
+@pytest.mark.gen_test
+async def test_a_deleted_project_hides_its_sessions_at_once(
+    kept, projects, owner, project_id, session_id
+):
+    assert await kept.require_session(owner, session_id, OWN) == project_id
+    await projects.delete(owner, project_id)
+    with pytest.raises(NotFound, match="Session not found"):
+        await kept.require_session(owner, session_id, READ)
+
+
+@pytest.mark.gen_test
+async def test_a_role_read_while_membership_changed_is_not_kept(db, kept, member_with, project_id):
+    identity = await member_with(Role.MEMBER)
+    reading = asyncio.ensure_future(kept.role(identity, project_id))
+    await asyncio.sleep(0)  # one loop turn: the read is now on the database thread
+    kept.membership_changed()
+    assert await reading == Role.MEMBER
+    await _set_role_directly(db, project_id, identity.user_id, Role.VIEWER)
+    assert await kept.role(identity, project_id) == Role.VIEWER
+
+
+@pytest.mark.gen_test
+async def test_refusals_are_never_kept(db, kept, projects, login, project_id):
+    stranger = await login("stranger")
+    assert await kept.role(stranger, project_id) is None
+    await db.atomic(
+        lambda: ProjectMember.create(project=project_id, user=stranger.user_id, role="viewer")
+    )
+    assert await kept.role(stranger, project_id) == Role.VIEWER
+
+
+@pytest.mark.gen_test
+async def test_a_project_scoped_key_stays_confined_when_roles_are_kept(
+    db, kept, projects, apikeys, authenticator, owner, project_id
+):
+    other = (await projects.create(owner, "Other"))["id"]
+    other_session = new_id("sess")
+    await db.run(Session.create, id=other_session, project=other)
+    assert await kept.require_session(owner, other_session, READ) == other  # role now kept
+    _, plaintext = await apikeys.create(owner.user_id, project_id=project_id)
+    scoped = await authenticator.authenticate(plaintext)
+    with pytest.raises(NotFound):
+        await kept.require_session(scoped, other_session, READ)
+    with pytest.raises(NotFound):
+        await kept.require(scoped, other, READ)

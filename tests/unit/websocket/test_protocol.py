@@ -7,6 +7,7 @@ import json
 import pytest
 
 from botical.errors import BoticalError, InvalidFrame, NotFound, ParseError, ValidationError
+from botical.jsonout import JSONText, dumps
 from botical.websocket import protocol
 from botical.websocket.protocol import frame_id_of, parse_frame
 
@@ -280,3 +281,11 @@ def test_connection_event():
         "data": {"channel": "x:y"},
         "seq": 0,
     }
+
+
+@pytest.mark.parametrize("request_id", ["r1", None, 'q"\u00e9'])
+def test_a_response_embeds_encoded_json_exactly_as_it_would_encode_the_value(request_id):
+    value = {"id": "sess_1", "title": 'a "quoted" \u4e2d', "messages": [{"n": 1.5}]}
+    embedded = protocol.response(request_id, JSONText(dumps(value)))
+    assert embedded == protocol.response(request_id, value)
+    assert json.loads(embedded) == {"type": "response", "id": request_id, "result": value}
