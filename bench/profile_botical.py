@@ -2,6 +2,7 @@
 
     .venv/bin/pip install py-spy        (not a dependency of Botical or of `make bench`)
     .venv/bin/python bench/profile_botical.py get        sessions.get, 32 in flight, one socket
+    .venv/bin/python bench/profile_botical.py get --depth 1     the same, one at a time
     .venv/bin/python bench/profile_botical.py ping       pings, 32 in flight
     .venv/bin/python bench/profile_botical.py fanout -n 100    one answer to 100 subscribers
 
@@ -47,7 +48,9 @@ def summarize(collapsed: Path, top: int) -> str:
     return "\n".join(out)
 
 
-async def profile(load: str, subscribers: int, seconds: float, out: Path, top: int) -> str:
+async def profile(
+    load: str, subscribers: int, seconds: float, out: Path, top: int, depth: int
+) -> str:
     tmp = Path(tempfile.mkdtemp(prefix="botical-profile-"))
     bench = Bench(parse_args([]), tmp)
     try:
@@ -56,12 +59,12 @@ async def profile(load: str, subscribers: int, seconds: float, out: Path, top: i
         if load == "fanout":
             spec = {"scenario": "fanout", "subscribers": subscribers, "deltas": 2000}
         else:
-            spec = {"scenario": "roundtrip", "kind": load, "depth": 32, "blocks": 1,
+            spec = {"scenario": "roundtrip", "kind": load, "depth": depth, "blocks": 1,
                     "block_s": seconds, "warmup_s": 0.2}  # fmt: skip
         targets = [t for t in bench.targets() if t["kind"] == "botical"]
         spy = await asyncio.create_subprocess_exec(
             str(PY_SPY), "record", "-p", str(bench.botical.pid), "-d", str(int(seconds)),
-            "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking",
+            "-r", "250", "-f", "raw", "-o", str(out),
         )  # fmt: skip
         await asyncio.sleep(0.5)  # let py-spy attach
         await bench.loadgen({**spec, "targets": targets})
@@ -79,8 +82,15 @@ def main() -> int:
     parser.add_argument("-s", "--seconds", type=float, default=8.0)
     parser.add_argument("--out", default="/tmp/botical-profile.txt")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--depth", type=int, default=32, help="requests in flight (ping, get)")
     args = parser.parse_args()
-    print(asyncio.run(profile(args.load, args.subscribers, args.seconds, Path(args.out), args.top)))
+    print(
+        asyncio.run(
+            profile(
+                args.load, args.subscribers, args.seconds, Path(args.out), args.top, args.depth
+            )
+        )
+    )
     return 0
 
 

@@ -1,11 +1,12 @@
 """JSON Schema from marshmallow schemas, for tools (model-facing) and `system.describe`; and
-loading client data through a marshmallow schema."""
+loading client data through a marshmallow schema (with a quick path for flat ones)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, missing, validate
 from marshmallow import ValidationError as SchemaError
 
 from botical.errors import ValidationError
@@ -98,3 +99,83 @@ def json_schema(schema: Schema | type[Schema]) -> dict[str, Any]:
     if required:
         out["required"] = required
     return out
+
+
+_QUICK_FIELDS = (fields.String, fields.Boolean, fields.Integer)
+_QUICK_VALIDATORS = (validate.Length, validate.Range, validate.OneOf)
+QuickLoad = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+def quick_loader(schema: Schema) -> QuickLoad | None:
+    """What `schema.load(data, unknown=RAISE)` returns for well-formed data, without
+    marshmallow's per-call cost (about 8 us for two fields, most of a cached read).
+
+    Only for flat schemas of plain String, Boolean and Integer fields with Length, Range and
+    OneOf validators and no hooks (most method params); None for any other schema. The loader
+    accepts only exact types (a str, a bool, an int that is not a bool, or None where allowed)
+    that pass every validator, and returns None for anything else, which then goes through the
+    schema, so errors are always marshmallow's own.
+    """
+    if any(schema._hooks.values()):
+        return None
+    accepted: dict[str, tuple[type, bool, list[Any]]] = {}
+    required: list[str] = []
+    defaults: list[tuple[str, Any]] = []
+    for name, field in schema.load_fields.items():
+        kind = type(field)
+        if (
+            kind not in _QUICK_FIELDS
+            or field.data_key not in (None, name)
+            or field.attribute not in (None, name)
+            or not all(type(v) in _QUICK_VALIDATORS for v in field.validators)
+        ):
+            return None
+        value_type = {fields.String: str, fields.Boolean: bool, fields.Integer: int}[kind]
+        accepted[name] = (value_type, field.allow_none, list(field.validators))
+        if field.required:
+            required.append(name)
+        elif field.load_default is not missing:
+            defaults.append((name, field.load_default))
+
+    def load(data: dict[str, Any]) -> dict[str, Any] | None:
+        for name, value in data.items():
+            spec = accepted.get(name)
+            if spec is None or not _quick_accepts(spec, value):
+                return None
+        for name in required:
+            if name not in data:
+                return None
+        out = dict(data)
+        for name, default in defaults:
+            if name not in out:
+                out[name] = default() if callable(default) else default
+        return out
+
+    return load
+
+
+def _quick_accepts(spec: tuple[type, bool, list[Any]], value: Any) -> bool:
+    value_type, allow_none, validators = spec
+    if value is None:
+        return allow_none
+    kind = type(value)
+    if kind is not value_type:  # exact: a bool is not an int here
+        return False
+    for check in validators:
+        if isinstance(check, validate.Length):
+            size = len(value)
+            if (
+                (check.equal is not None and size != check.equal)
+                or (check.min is not None and size < check.min)
+                or (check.max is not None and size > check.max)
+            ):
+                return False
+        elif isinstance(check, validate.Range):
+            low, high = check.min, check.max
+            if low is not None and (value < low if check.min_inclusive else value <= low):
+                return False
+            if high is not None and (value > high if check.max_inclusive else value >= high):
+                return False
+        elif value not in check.choices:  # OneOf
+            return False
+    return True

@@ -25,6 +25,8 @@ class Transport(Protocol):
 
     def write_message(self, message: str) -> Any: ...
 
+    def writing(self) -> bool: ...
+
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
@@ -89,8 +91,8 @@ class Connection:
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._parked = False  # the writer waits for frames, nothing queued or in flight
-        self._unconfirmed: list[Any] = []  # writes handed to Tornado, not yet known written
+        self._parked = False  # the writer waits for frames: nothing is queued
+        self._last_write: Any = None  # the latest write handed to Tornado (they finish in order)
 
     @property
     def user_id(self) -> str:
@@ -143,9 +145,9 @@ class Connection:
     def _idle(self) -> bool:
         """Whether a frame may be written now, in the tick that published it, rather than
         wake the writer to do it a loop iteration later: the writer waits, nothing is queued,
-        and the socket took every earlier write. This is the path of nearly every frame to a
-        client that keeps up, so it allocates nothing."""
-        return self._parked and not self._queue and not self.closed and self._confirmed()
+        and the socket took every byte handed to Tornado before. This is the path of nearly
+        every frame to a client that keeps up, so it allocates nothing."""
+        return self._parked and not self._queue and not self.closed and not self.transport.writing()
 
     def _enqueue(self, frame: OutFrame) -> None:
         if self.closed:
@@ -167,9 +169,10 @@ class Connection:
 
     async def _write_loop(self) -> None:
         while True:
-            if self._unconfirmed:  # wait once until what Tornado was handed reached the socket
-                writes, self._unconfirmed = self._unconfirmed, []
-                if not await _settle(writes):
+            last = self._last_write
+            if last is not None and not last.done():
+                # Wait once until what Tornado was handed reached the socket.
+                if not await _settle(last):
                     return  # the socket closed under us; on_close cleans up
                 continue
             if self.closed:
@@ -191,20 +194,13 @@ class Connection:
                 budget -= frame.size
                 self._write(frame.render())
 
-    def _confirmed(self) -> bool:
-        """Whether every write handed to Tornado has reached the socket (forgetting those)."""
-        unconfirmed = self._unconfirmed
-        while unconfirmed and unconfirmed[0].done():  # at most a few: the writer settles batches
-            write = unconfirmed.pop(0)
-            if write.cancelled() or write.exception() is not None:
-                return False  # the socket is closing; the writer will see it
-        return not unconfirmed
-
     def _write(self, text: str) -> None:
-        try:  # noqa: SIM105 (a try costs nothing here; contextlib.suppress does, per frame)
-            self._unconfirmed.append(self.transport.write_message(text))
+        try:
+            write = self.transport.write_message(text)
         except Exception:  # the socket is closing; on_close cleans up
-            pass
+            return
+        write.add_done_callback(_retrieve)
+        self._last_write = write
 
     def close(self, code: int, reason: str) -> None:
         """Drop what is queued and close the socket with `code`."""
@@ -232,24 +228,25 @@ class Connection:
         for task in list(self.inflight):
             task.cancel()
         self._parked = False
-        for write in self._unconfirmed:  # the writer will not await these now
-            if not write.cancel() and not write.cancelled():
-                write.exception()  # retrieved, so a failed write is not logged
-        self._unconfirmed.clear()
+        if self._last_write is not None:  # the writer will not await it now
+            self._last_write.cancel()
         if self._writer is not None:
             self._writer.cancel()
 
 
-async def _settle(writes: list[Any]) -> bool:
-    """Wait for every write; whether all succeeded (errors are retrieved, so none is logged)."""
-    if len(writes) == 1:  # the common case, without gather's cost
-        try:
-            await writes[0]
-        except Exception:
-            return False
-        return True
-    results = await asyncio.gather(*writes, return_exceptions=True)
-    return not any(isinstance(result, BaseException) for result in results)
+async def _settle(write: Any) -> bool:
+    """Wait for a write; whether it succeeded (so every earlier one did: they finish in order)."""
+    try:
+        await write
+    except Exception:
+        return False
+    return True
+
+
+def _retrieve(write: Any) -> None:
+    """Done-callback of every write: a failed one (the socket closed) is expected, not logged."""
+    if not write.cancelled():
+        write.exception()
 
 
 class ConnectionRegistry:

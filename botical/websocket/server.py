@@ -269,6 +269,11 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.connection = Connection(new_id("conn"), self.identity, self, self.service.limits)
         self.service.opened(self.connection)
 
+    def writing(self) -> bool:
+        """Whether Tornado still holds bytes of this socket that the kernel has not taken."""
+        ws = self.ws_connection
+        return ws is not None and ws.stream is not None and ws.stream.writing()
+
     def on_message(self, message: str | bytes) -> None:
         if self.connection is not None:
             self.service.receive(self.connection, message)

@@ -18,6 +18,7 @@ from botical.auth.identity import Identity
 from botical.auth.permissions import Role
 from botical.errors import MethodNotFound, NotFound, ValidationError
 from botical.ids import check_id
+from botical.schema import quick_loader
 
 Handler = Callable[["MethodContext", dict[str, Any]], Awaitable[Any]]
 SCOPES = ("project", "session", "approval", None)
@@ -81,18 +82,23 @@ class Dispatcher:
     def __init__(self, app: Any, methods: dict[str, MethodSpec]) -> None:
         self.app = app
         self.methods = methods
-        # Schemas keep no per-load state, so one instance per method serves every request.
+        # Schemas keep no per-load state, so one instance per method serves every request;
+        # flat ones also get a quick loader for well-formed params (botical.schema).
         self._params = {name: spec.params() for name, spec in methods.items()}
+        self._quick = {name: quick_loader(schema) for name, schema in self._params.items()}
 
     async def call(self, connection: Any, name: str, params: dict[str, Any]) -> Any:
         """Validate, authorize and run one request; errors are raised as BoticalError."""
         spec = self.methods.get(name)
         if spec is None:
             raise MethodNotFound(f"Unknown method {name!r}")
-        try:
-            args = self._params[name].load(params, unknown=RAISE)
-        except SchemaError as exc:
-            raise ValidationError(details=exc.messages) from None
+        quick = self._quick[name]
+        args = quick(params) if quick is not None else None
+        if args is None:
+            try:
+                args = self._params[name].load(params, unknown=RAISE)
+            except SchemaError as exc:
+                raise ValidationError(details=exc.messages) from None
         ctx = MethodContext(self.app, connection.identity, connection)
         await self._authorize(spec, ctx, args)
         return await spec.handler(ctx, args)

@@ -38,6 +38,10 @@ class FakeTransport:
                 waiter.set_result(None)
         return future
 
+    def writing(self) -> bool:
+        """Whether writes are held (Tornado's buffer holds bytes the client has not read)."""
+        return any(not future.done() for future in self._held)
+
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         self.closes.append((code, reason))
 

@@ -76,13 +76,13 @@ async def test_a_frame_for_an_idle_connection_is_written_in_the_same_tick(starte
     conn = await _idle(started, transport)
     conn.send("now")
     assert transport.written == ["now"]  # no await in between: not left for the writer
-    conn.send("again")
-    await transport.wait_written(2)
+    conn.send("again")  # the socket took "now": this one goes at once too
     assert transport.written == ["now", "again"]
+    assert conn.queued == (0, 0)
 
 
 @pytest.mark.gen_test
-async def test_while_a_write_is_unconfirmed_frames_queue_in_order(started):
+async def test_while_tornado_holds_unsent_bytes_frames_queue_in_order(started):
     transport = FakeTransport(stalled=True)
     conn = await _idle(started, transport)
     conn.send("first")  # written at once, never confirmed while stalled
