@@ -86,9 +86,7 @@ def main() -> int:
     args = parser.parse_args()
     print(
         asyncio.run(
-            profile(
-                args.load, args.subscribers, args.seconds, Path(args.out), args.top, args.depth
-            )
+            profile(args.load, args.subscribers, args.seconds, Path(args.out), args.top, args.depth)
         )
     )
     return 0

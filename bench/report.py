@@ -171,7 +171,9 @@ def _scenario_1(s1: dict[str, Any]) -> str:
         b, o = run["botical"], run["baseline"]
         rows.append(
             [
-                key.replace("_", " ").replace("get", "sessions.get"),
+                key.replace("_", " ").replace("get", "sessions.get").replace(
+                    "uncached", "(caches off)"
+                ),
                 f"{o['p50_us']} / {o['p99_us']}", f"{b['p50_us']} / {b['p99_us']}",
                 _ratio(b["p50_us"], o["p50_us"]),
                 f"{o['req_per_s']:,}", f"{b['req_per_s']:,}",

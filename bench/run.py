@@ -208,6 +208,27 @@ class Bench:
                 spec = {**p, "scenario": "roundtrip", "kind": kind, "depth": depth}
                 log(f"scenario 1: {kind} {mode}")
                 out[f"{kind}_{mode}"] = await self.loadgen(spec)
+        # For information (no target): the same reads with Botical's read and role caches off,
+        # from a second server on the same database, so every request reads it.
+        uncached = BoticalServer(
+            self.data_dir,
+            self.tmp / "botical-uncached.log",
+            BOTICAL_SESSION_CACHE_BYTES="0",
+            BOTICAL_AUTH_ROLE_CACHE_TTL="0",
+        )
+        await uncached.start(self.token)
+        self.commands.append(uncached.command)
+        try:
+            targets = [
+                {**t, "port": uncached.port, "pid": uncached.pid} if t["kind"] == "botical" else t
+                for t in self.targets()
+            ]
+            for mode, depth in (("serial", 1), ("pipelined", p["depth"])):
+                spec = {**p, "scenario": "roundtrip", "kind": "get", "depth": depth}
+                log(f"scenario 1: get {mode}, caches off")
+                out[f"get_uncached_{mode}"] = await self.loadgen({**spec, "targets": targets})
+        finally:
+            await uncached.stop()
         return out
 
     async def scenario_2(self) -> dict[str, Any]:

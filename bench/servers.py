@@ -110,22 +110,24 @@ class Server:
 class BoticalServer(Server):
     """`botical serve` with bench/botical-bench.toml and the bench plugin."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, **settings: str) -> None:
         super().__init__(log_path)
         self.data_dir = data_dir
         self.path = ""
+        self.settings = settings  # extra BOTICAL_* variables
 
     async def start(self, token: str) -> None:
         self.port = free_port()
         config = BENCH / "botical-bench.toml"
-        env = clean_env(BOTICAL_PLUGINS_DIRS=str(BENCH / "plugin"))
+        env = clean_env(BOTICAL_PLUGINS_DIRS=str(BENCH / "plugin"), **self.settings)
         args = ["serve", "--config", str(config), "--data-dir", str(self.data_dir)]
         stdout = await self._spawn(PY, "-m", "botical", *args, "--port", str(self.port), env=env)
         await read_until(stdout, "is running", START_TIMEOUT)
         self.path = f"/ws?token={token}"
+        extra = "".join(f"{k}={v} " for k, v in self.settings.items())
         self.command = (
-            "BOTICAL_PLUGINS_DIRS=bench/plugin botical serve --config bench/botical-bench.toml "
-            f"--data-dir $TMP/data --port {self.port}"
+            f"{extra}BOTICAL_PLUGINS_DIRS=bench/plugin botical serve "
+            f"--config bench/botical-bench.toml --data-dir $TMP/data --port {self.port}"
         )
 
 

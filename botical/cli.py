@@ -18,6 +18,11 @@ from botical.auth.identity import operator_identity
 from botical.config import Settings, load_settings
 from botical.errors import BoticalError, ConfigError, PluginError
 
+# Young collections every 10,000 allocations instead of 700: one delta fanned out to many
+# subscribers allocates thousands of short-lived objects (Tornado makes a task per write), and
+# with the default they outlive a young collection, get promoted and trigger full collections,
+# each pausing the server for tens of ms with 1,000 sockets open (bench/NOTES.md).
+GC_THRESHOLDS = (10_000, 10, 10)
 log = logging.getLogger("botical")
 
 
@@ -109,6 +114,7 @@ async def _serve(settings: Settings) -> None:
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, whose pauses otherwise show up as latency spikes in streamed answers.
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     await stop.wait()
     log.info("stopping")
     await app.stop()

@@ -66,3 +66,5 @@ def botical_startup(app) -> None:
     gc.callbacks.append(_on_gc)
     if os.environ.get("BENCH_GC_FREEZE"):  # experiment (bench/NOTES.md): what gc.freeze() buys
         gc.freeze()
+    if os.environ.get("BENCH_GC_THRESHOLD"):  # experiment: "700,10,10" sets gc.set_threshold
+        gc.set_threshold(*(int(n) for n in os.environ["BENCH_GC_THRESHOLD"].split(",")))

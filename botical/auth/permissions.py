@@ -8,10 +8,9 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-import peewee as pw
-
 from botical.auth.identity import Identity
 from botical.db import Database
+from botical.db.database import Prepared
 from botical.db.models import ProjectMember, Session
 from botical.errors import Forbidden, NotFound, ValidationError
 
@@ -49,29 +48,28 @@ OWN = Role.OWNER
 CACHED_ENTRIES = 10_000  # roles, and sessions' projects, kept in memory at most
 
 
+MEMBER = Prepared(
+    ProjectMember,
+    lambda project_id, user_id: ProjectMember.select().where(
+        ProjectMember.project == project_id, ProjectMember.user == user_id
+    ),
+    2,
+)
+SESSION = Prepared(Session, lambda session_id: Session.select().where(Session.id == session_id), 1)
+
+
 def _member_role(project_id: str, user_id: str) -> str | None:
-    row = (
-        ProjectMember.select(ProjectMember.role)
-        .where(ProjectMember.project == project_id, ProjectMember.user == user_id)
-        .first()
-    )
-    return row.role if row else None
+    rows = MEMBER.rows(project_id, user_id)
+    return rows[0].role if rows else None
 
 
 def _session_access(session_id: str, user_id: str) -> tuple[str, str | None] | None:
-    """The session's project and the user's role in it (None if not a member), in one query."""
-    row = (
-        Session.select(Session.project, ProjectMember.role)
-        .join(
-            ProjectMember,
-            pw.JOIN.LEFT_OUTER,
-            on=(ProjectMember.project == Session.project) & (ProjectMember.user == user_id),
-        )
-        .where(Session.id == session_id)
-        .tuples()
-        .first()
-    )
-    return (row[0], row[1]) if row else None
+    """The session's project and the user's role in it (None if not a member), in one hop."""
+    rows = SESSION.rows(session_id)
+    if not rows:
+        return None
+    project_id = rows[0].project_id
+    return project_id, _member_role(project_id, user_id)
 
 
 class Permissions:

@@ -77,8 +77,8 @@ class Prepared:
     `model.select()` (all columns) with a marker in place of each parameter; the compiled SQL
     is kept, and `rows(*args)` runs it with the arguments where the markers were. Rows are
     named tuples with the model's attribute names (`session_id` for a foreign key), so the
-    same `*_to_dict` functions read them; only fields with their own conversion (JSON) are
-    converted.
+    same `*_to_dict` functions read them. Values are what the driver returns, except for
+    fields whose conversion is Botical's own rather than peewee's (JSON text -> objects).
     """
 
     def __init__(self, model: type[peewee.Model], build: Callable[..., Any], arity: int) -> None:
@@ -91,7 +91,9 @@ class Prepared:
             f"{model.__name__}Row", [getattr(f, "object_id_name", f.name) for f in fields]
         )
         self._convert = [
-            (i, f.python_value) for i, f in enumerate(fields) if "python_value" in vars(type(f))
+            (i, f.python_value)
+            for i, f in enumerate(fields)
+            if type(f).python_value.__module__ != peewee.__name__
         ]
 
     def rows(self, *args: Any) -> list[Any]:
