@@ -99,17 +99,28 @@ class Permissions:
         if event is not None and event.name == "project.deleted":
             self._projects.clear()
 
+    def kept(self, identity: Identity, project_id: str) -> Role | None:
+        """The identity's role in the project if it is kept in memory, else None (which says
+        nothing: ask `role`). Never touches the database."""
+        if identity.project_scope is not None and identity.project_scope != project_id:
+            return None
+        kept = self._roles.get((project_id, identity.user_id))
+        return kept[0] if kept is not None and kept[1] > self._clock() else None
+
+    def kept_session_project(self, session_id: str) -> str | None:
+        """The session's project if it is kept in memory, else None."""
+        return self._projects.get(session_id)
+
     async def role(self, identity: Identity, project_id: str) -> Role | None:
         """The identity's role in the project, or None if it may not see the project at all."""
         if identity.project_scope is not None and identity.project_scope != project_id:
             return None
-        key = (project_id, identity.user_id)
-        kept = self._roles.get(key)
-        if kept is not None and kept[1] > self._clock():
-            return kept[0]
+        kept = self.kept(identity, project_id)
+        if kept is not None:
+            return kept
         generation = self._generation
         name = await self._db.run(_member_role, project_id, identity.user_id)
-        return self._keep_role(key, name, generation)
+        return self._keep_role((project_id, identity.user_id), name, generation)
 
     def _keep_role(self, key: tuple[str, str], name: str | None, generation: int) -> Role | None:
         role = Role.parse(name) if name else None
@@ -135,6 +146,12 @@ class Permissions:
 
     async def require_session(self, identity: Identity, session_id: str, minimum: Role) -> str:
         """Authorize access to a session through its project; return the project id."""
+        return (await self.authorize_session(identity, session_id, minimum))[0]
+
+    async def authorize_session(
+        self, identity: Identity, session_id: str, minimum: Role
+    ) -> tuple[str, Role]:
+        """Like `require_session`, returning the project id and the identity's role in it."""
         project_id = self._projects.get(session_id)
         if project_id is not None:
             role = await self.role(identity, project_id)
@@ -151,10 +168,9 @@ class Permissions:
             if identity.project_scope is not None and identity.project_scope != project_id:
                 role = None
         try:
-            _at_least(role, minimum)
+            return project_id, _at_least(role, minimum)
         except NotFound:
             raise NotFound("Session not found") from None
-        return project_id
 
     @staticmethod
     def require_code_execution(identity: Identity) -> None:

@@ -140,6 +140,10 @@ class SessionService:
         """A session, with its messages and their parts when asked (a fresh dict each call)."""
         return await self._db.run(_read, session_id, include_messages)
 
+    def cached_json(self, session_id: str, include_messages: bool = False) -> JSONText | None:
+        """What `get_json` would return, if the read cache holds it (no database access)."""
+        return self._cache.get(session_id, include_messages)
+
     async def get_json(self, session_id: str, include_messages: bool = False) -> JSONText:
         """What `get` returns, encoded, from the read cache while the session is unchanged."""
         cached = self._cache.get(session_id, include_messages)

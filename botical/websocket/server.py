@@ -129,6 +129,17 @@ class WebSocketService:
             return
         if not self._admit(connection, frame):
             return
+        if frame["type"] == "request":
+            try:
+                result = self.app.dispatcher.answer_now(
+                    connection, frame["method"], frame["params"]
+                )
+            except Exception:  # a faulty `now` function: the handler answers instead
+                log.exception("answering %s from memory failed", frame["method"])
+                result = None
+            if result is not None:
+                connection.send(protocol.response(frame["id"], result))
+                return
         task = asyncio.create_task(self._handle(connection, frame))
         connection.inflight.add(task)
         task.add_done_callback(connection.inflight.discard)

@@ -80,7 +80,11 @@ async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@method("sessions.get", GetParams, r.SessionResult, role=READ, scope="session")
+def _cached(ctx: MethodContext, p: dict[str, Any]) -> JSONText | None:
+    return ctx.app.sessions.cached_json(p["sessionId"], p["includeMessages"])
+
+
+@method("sessions.get", GetParams, r.SessionResult, role=READ, scope="session", now=_cached)
 async def get(ctx: MethodContext, p: dict[str, Any]) -> JSONText:
     """Get a session, with its messages and parts when asked."""
     return await ctx.app.sessions.get_json(p["sessionId"], p["includeMessages"])
