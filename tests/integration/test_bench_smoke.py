@@ -67,10 +67,18 @@ def test_quick_run_of_scenario_1_writes_results(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())
     runs = results["scenarios"]["1"]
-    assert set(runs) == {"ping_serial", "ping_pipelined", "get_serial", "get_pipelined"}
+    assert set(runs) == {
+        "ping_serial",
+        "ping_pipelined",
+        "get_serial",
+        "get_pipelined",
+        "get_uncached_serial",
+        "get_uncached_pipelined",
+    }
     for run in runs.values():
         for server in ("baseline", "botical"):
             assert run[server]["requests"] > 0
             assert run[server]["errors"] == 0
     assert [c["target"].split(":")[0] for c in results["checks"]] == ["1"] * 4
     assert "## Targets (issue 6)" in report.read_text()
+    assert "sessions.get (caches off) serial" in report.read_text()
