@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -155,6 +157,9 @@ async def serve(port: int, responses: dict[str, Any]) -> None:
     server = tornado.httpserver.HTTPServer(make_app(responses))
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
+    if os.environ.get("BENCH_BASELINE_GC"):  # cross-check (bench/NOTES.md): Botical's GC settings
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 10)
     print(f"listening on {bound}", flush=True)
     await asyncio.Event().wait()  # until the process is terminated
 
