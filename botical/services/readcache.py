@@ -11,6 +11,7 @@ All calls come from the event loop; nothing here is shared with the database thr
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -21,7 +22,7 @@ CHANGES_KEPT = 4096  # sessions whose last change time is remembered for reads i
 
 
 class ReadCache:
-    """An LRU of encoded results per session, bounded in bytes (0 turns it off)."""
+    """An LRU of encoded results per session, bounded in bytes of memory (0 turns it off)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -46,19 +47,19 @@ class ReadCache:
         """Keep a read made since `started`, unless its session changed meanwhile."""
         if not self.max_bytes or self._changed.get(session_id, self._forgotten) > started:
             return
-        cost = len(text) + ENTRY_OVERHEAD
+        cost = _cost(text)
         if cost > self.max_bytes:
             return
         entries = self._entries.setdefault(session_id, {})
         self._entries.move_to_end(session_id)
         old = entries.get(variant)
         if old is not None:
-            self.size -= len(old) + ENTRY_OVERHEAD
+            self.size -= _cost(old)
         entries[variant] = text
         self.size += cost
         while self.size > self.max_bytes:
             _, dropped = self._entries.popitem(last=False)
-            self.size -= sum(len(t) + ENTRY_OVERHEAD for t in dropped.values())
+            self.size -= sum(map(_cost, dropped.values()))
 
     def changed(self, session_id: str) -> None:
         """The session's stored state changed: drop what is kept of it."""
@@ -69,7 +70,7 @@ class ReadCache:
             _, self._forgotten = self._changed.popitem(last=False)
         dropped = self._entries.pop(session_id, None)
         if dropped:
-            self.size -= sum(len(t) + ENTRY_OVERHEAD for t in dropped.values())
+            self.size -= sum(map(_cost, dropped.values()))
 
     def clear(self) -> None:
         """Drop everything (sessions were removed in bulk, e.g. with their project)."""
@@ -78,3 +79,8 @@ class ReadCache:
         self._changed.clear()
         self._entries.clear()
         self.size = 0
+
+
+def _cost(text: JSONText) -> int:
+    """Memory an entry holds: the string object itself (1-4 bytes a character), plus the rest."""
+    return sys.getsizeof(text) + ENTRY_OVERHEAD

@@ -1,6 +1,8 @@
 """The session read cache: entries live until their session changes, reads that raced a change
 are not kept, and memory stays within its bound."""
 
+import sys
+
 from botical.jsonout import JSONText
 from botical.services import readcache
 from botical.services.readcache import ENTRY_OVERHEAD, ReadCache
@@ -8,6 +10,10 @@ from botical.services.readcache import ENTRY_OVERHEAD, ReadCache
 
 def text(n: int = 10, fill: str = "x") -> JSONText:
     return JSONText(f'"{fill * (n - 2)}"')
+
+
+def cost(value: str) -> int:
+    return sys.getsizeof(value) + ENTRY_OVERHEAD
 
 
 def test_a_stored_read_is_returned_until_its_session_changes():
@@ -49,14 +55,14 @@ def test_a_race_is_still_seen_after_the_change_itself_is_forgotten(monkeypatch):
 
 def test_memory_stays_within_the_bound_least_recently_read_first():
     entry = 100
-    cache = ReadCache(3 * (entry + ENTRY_OVERHEAD))
+    cache = ReadCache(3 * cost(text(entry)))
     for name in ("s1", "s2", "s3"):
         cache.store(name, True, text(entry), cache.begin())
     assert cache.get("s1", True) is not None  # s1 is now the most recently read
     cache.store("s4", True, text(entry), cache.begin())
     assert cache.get("s2", True) is None
     assert [cache.get(n, True) is not None for n in ("s1", "s3", "s4")] == [True] * 3
-    assert cache.size == 3 * (entry + ENTRY_OVERHEAD)
+    assert cache.size == 3 * cost(text(entry))
     cache.store("s5", True, text(cache.max_bytes), cache.begin())  # larger than the bound
     assert cache.get("s5", True) is None
     assert cache.size <= cache.max_bytes
@@ -67,7 +73,7 @@ def test_replacing_an_entry_and_dropping_a_session_keep_the_size_exact():
     cache.store("s1", True, text(50), cache.begin())
     cache.store("s1", True, text(80), cache.begin())
     cache.store("s1", False, text(20), cache.begin())
-    assert cache.size == 80 + 20 + 2 * ENTRY_OVERHEAD
+    assert cache.size == cost(text(80)) + cost(text(20))
     cache.changed("s1")
     assert cache.size == 0
 
@@ -86,3 +92,12 @@ def test_a_zero_bound_keeps_nothing():
     cache = ReadCache(0)
     cache.store("s1", True, text(), cache.begin())
     assert cache.get("s1", True) is None
+
+
+def test_the_bound_counts_memory_not_characters():
+    ascii_text, wide = JSONText('"' + "a" * 1000 + '"'), JSONText('"' + "\U0001f600" * 1000 + '"')
+    cache = ReadCache(3 * cost(ascii_text))
+    cache.store("s1", True, ascii_text, cache.begin())
+    cache.store("s2", True, wide, cache.begin())  # 4 bytes a character: alone above the bound
+    assert cache.get("s1", True) is not None
+    assert cache.get("s2", True) is None
