@@ -20,7 +20,9 @@ KILL_GRACE = 5  # seconds to wait for a killed command's exit
 class BashArgs(Schema):
     command = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
     timeout = fields.Integer(
-        validate=validate.Range(min=1), metadata={"description": "Seconds before it is killed"}
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Seconds before it is killed"},
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 from botical.tools.sandbox import confine
 
 MAX_MATCHES = 500
+MAX_WALK = 20_000  # directory entries glob and grep look at, at most, per call
+# Directories of tools and dependencies: not walked into unless they are the path asked for.
+SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv"})
 _path = fields.String(
     required=True,
     validate=validate.Length(min=1, max=4096),
@@ -31,8 +35,12 @@ def _rel(root: Path, path: Path) -> str:
 
 class ReadArgs(Schema):
     path = _path
-    offset = fields.Integer(validate=validate.Range(min=1), metadata={"description": "First line"})
-    limit = fields.Integer(validate=validate.Range(min=1), metadata={"description": "Lines"})
+    offset = fields.Integer(
+        strict=True, validate=validate.Range(min=1), metadata={"description": "First line"}
+    )
+    limit = fields.Integer(
+        strict=True, validate=validate.Range(min=1), metadata={"description": "Lines"}
+    )
 
 
 async def read(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
@@ -44,16 +52,27 @@ async def read(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         if not path.is_file():
             raise ToolFailure(f"No such file: {args['path']}")
         with path.open("rb") as fh:
-            data = fh.read(cap + 1)
+            if "offset" in args or "limit" in args:
+                data = _lines(fh, args.get("offset", 1), args.get("limit"), cap + 1)
+            else:
+                data = fh.read(cap + 1)
         text = data[:cap].decode("utf-8", errors="replace")
         return text + ("\n[truncated]" if len(data) > cap else "")
 
-    text = await asyncio.to_thread(load)
-    if "offset" in args or "limit" in args:
-        lines = text.splitlines(keepends=True)
-        start = args.get("offset", 1) - 1
-        text = "".join(lines[start : start + args["limit"]] if "limit" in args else lines[start:])
-    return ToolResult(text)
+    return ToolResult(await asyncio.to_thread(load))
+
+
+def _lines(fh: Any, first: int, count: int | None, most: int) -> bytes:
+    """Lines `first`.. (1-based; `count` of them, or to the end) of a file, at most `most`
+    bytes: the range is taken from the whole file, the cap applies to what is returned."""
+    out = bytearray()
+    for number, line in enumerate(fh, 1):
+        if number < first:
+            continue
+        if (count is not None and number >= first + count) or len(out) >= most:
+            break
+        out += line
+    return bytes(out[:most])
 
 
 class WriteArgs(Schema):
@@ -113,13 +132,26 @@ class GlobArgs(Schema):
     path = fields.String(validate=validate.Length(min=1, max=4096))
 
 
-def _walk(root: Path, base: Path) -> list[Path]:
-    """Files under `base`, not following symlinked directories, never leaving `root`."""
-    out = []
-    for path in sorted(base.rglob("*")):
-        if path.is_file() and path.resolve().is_relative_to(root):
-            out.append(path)
-    return out
+def _walk(root: Path, base: Path) -> tuple[list[Path], bool]:
+    """Files under `base`, sorted, not following symlinked directories, never leaving `root`,
+    not entering SKIPPED_DIRS below `base`; stops after MAX_WALK entries (and says so)."""
+    out: list[Path] = []
+    seen = 0
+    for folder, dirs, files in os.walk(base):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        seen += len(dirs)
+        for name in sorted(files):
+            seen += 1
+            if seen > MAX_WALK:
+                return sorted(out), True
+            path = Path(folder, name)
+            if path.is_file() and path.resolve().is_relative_to(root):
+                out.append(path)
+    return sorted(out), False
+
+
+def _stopped(stopped: bool) -> str:
+    return f"\n[stopped after {MAX_WALK} entries; give a narrower path]" if stopped else ""
 
 
 def _glob_match(name: str, pattern: str) -> bool:
@@ -134,16 +166,17 @@ async def glob(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if ".." in Path(args["pattern"]).parts:
         raise ToolFailure("Patterns may not contain '..'")
 
-    def find() -> list[str]:
-        names = [_rel(root, p) for p in _walk(root, base)]
+    def find() -> tuple[list[str], bool]:
+        files, stopped = _walk(root, base)
+        names = [_rel(root, p) for p in files]
         rel_base = _rel(root, base)
         prefix = "" if rel_base == "." else rel_base + "/"
-        return [n for n in names if _glob_match(n[len(prefix) :], args["pattern"])]
+        return [n for n in names if _glob_match(n[len(prefix) :], args["pattern"])], stopped
 
-    matches = await asyncio.to_thread(find)
+    matches, stopped = await asyncio.to_thread(find)
     shown = matches[:MAX_MATCHES]
     more = f"\n[{len(matches) - MAX_MATCHES} more]" if len(matches) > MAX_MATCHES else ""
-    return ToolResult("\n".join(shown) + more if shown else "No files found")
+    return ToolResult(("\n".join(shown) + more if shown else "No files found") + _stopped(stopped))
 
 
 class GrepArgs(Schema):
@@ -162,9 +195,9 @@ async def grep(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         raise ToolFailure(f"Invalid regular expression: {exc}") from None
     cap = _limits(ctx).read_limit
 
-    def search() -> list[str]:
+    def search() -> tuple[list[str], bool]:
         hits: list[str] = []
-        files = [base] if base.is_file() else _walk(root, base)
+        files, stopped = ([base], False) if base.is_file() else _walk(root, base)
         for path in files:
             if "include" in args and not fnmatch.fnmatch(path.name, args["include"]):
                 continue
@@ -174,17 +207,31 @@ async def grep(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
                 if regex.search(line):
                     hits.append(f"{_rel(root, path)}:{number}: {line[:500]}")
                     if len(hits) >= MAX_MATCHES:
-                        return hits
-        return hits
+                        return hits, False
+        return hits, stopped
 
-    hits = await asyncio.to_thread(search)
-    return ToolResult("\n".join(hits) if hits else "No matches")
+    hits, stopped = await asyncio.to_thread(search)
+    return ToolResult(("\n".join(hits) if hits else "No matches") + _stopped(stopped))
 
 
 TOOLS = (
     Tool("read", "Read a file of the project.", read, ReadArgs, read_only=True, subject="path"),
     Tool("write", "Create or overwrite a file.", write, WriteArgs, subject="path"),
     Tool("edit", "Replace exact text in a file.", edit, EditArgs, subject="path"),
-    Tool("glob", "Find files by glob pattern.", glob, GlobArgs, read_only=True, subject="pattern"),
-    Tool("grep", "Search files by regex.", grep, GrepArgs, read_only=True, subject="pattern"),
+    Tool(
+        "glob",
+        "Find files by glob pattern (.git, node_modules and the like only when given as path).",
+        glob,
+        GlobArgs,
+        read_only=True,
+        subject="pattern",
+    ),
+    Tool(
+        "grep",
+        "Search files by regex (.git, node_modules and the like only when given as path).",
+        grep,
+        GrepArgs,
+        read_only=True,
+        subject="pattern",
+    ),
 )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from botical.tools import files
 from botical.tools.base import ToolFailure
 from botical.tools.files import MAX_MATCHES
 
@@ -302,3 +303,61 @@ async def test_grep_does_not_read_through_symlinks_pointing_outside(call, tree, 
     for path in ("innocent.txt", "vendor", "../outside"):
         with pytest.raises(ToolFailure, match=OUTSIDE):
             await call("grep", {"pattern": "SECRET", "path": path})
+
+
+# ranges, limits and skipped directories
+
+
+@pytest.mark.gen_test
+async def test_read_takes_a_line_range_from_the_whole_file_then_caps_it(call, workspace):
+    (workspace / "long.txt").write_text(lines(400))  # ~3.6 KB, over the 1 KiB cap below
+    late = await call("read", {"path": "long.txt", "offset": 300, "limit": 2}, read_limit=1024)
+    assert late.output == "line 300\nline 301\n"
+    rest = await call("read", {"path": "long.txt", "offset": 2}, read_limit=1024)
+    assert rest.output.startswith("line 2\nline 3\n")
+    assert rest.output.endswith("\n[truncated]")
+    assert len(rest.output) == 1024 + len("\n[truncated]")
+    beyond = await call("read", {"path": "long.txt", "offset": 401})
+    assert beyond.output == ""
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("read", {"path": "a.txt", "offset": 1.5}),
+        ("read", {"path": "a.txt", "limit": "3"}),
+        ("read", {"path": "a.txt", "limit": True}),
+        ("bash", {"command": "true", "timeout": 2.5}),
+    ],
+)
+async def test_integer_arguments_must_be_integers(call, tool, args):
+    with pytest.raises(ToolFailure, match="Not a valid integer"):
+        await call(tool, args)
+
+
+@pytest.mark.gen_test
+async def test_glob_and_grep_skip_tool_directories_unless_asked_for_them(call, tree):
+    for folder in ("node_modules/pkg", ".git/objects"):
+        (tree / folder).mkdir(parents=True)
+        (tree / folder / "index.py").write_text("needle in a dependency\n")
+    found = (await call("glob", {"pattern": "**/*.py"})).output.splitlines()
+    assert found == ["main.py", "src/app.py", "src/util/helpers.py"]
+    hits = (await call("grep", {"pattern": "needle"})).output
+    assert "dependency" not in hits and "main.py" in hits
+    inside = await call("glob", {"pattern": "**/*.py", "path": "node_modules"})
+    assert inside.output == "node_modules/pkg/index.py"
+    grepped = await call("grep", {"pattern": "dependency", "path": "node_modules"})
+    assert grepped.output == "node_modules/pkg/index.py:1: needle in a dependency"
+
+
+@pytest.mark.gen_test
+async def test_glob_and_grep_stop_after_a_bounded_walk_and_say_so(call, workspace, monkeypatch):
+    monkeypatch.setattr(files, "MAX_WALK", 10)
+    for i in range(30):
+        (workspace / f"f{i:02}.txt").write_text("needle\n")
+    listed = (await call("glob", {"pattern": "*.txt"})).output.splitlines()
+    assert listed[:-1] == [f"f{i:02}.txt" for i in range(10)]
+    assert listed[-1] == "[stopped after 10 entries; give a narrower path]"
+    hits = (await call("grep", {"pattern": "needle"})).output.splitlines()
+    assert len(hits) == 11 and hits[-1].startswith("[stopped after 10 entries")
