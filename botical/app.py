@@ -172,6 +172,7 @@ class Botical:
             (r.value for r in self.registries["channels"]),
             settings.websocket.replay_buffer,
             settings.websocket.max_tracked_channels,
+            settings.websocket.replay_buffer_bytes,
         )
         self.dispatcher = Dispatcher(self, {r.name: r.value for r in self.registries["methods"]})
         self.ws = WebSocketService(self)

@@ -70,6 +70,7 @@ class WebSocketSettings:
     max_inflight: int = 16
     max_connections_per_user: int = 20
     replay_buffer: int = 1000
+    replay_buffer_bytes: int = 64 * 1024 * 1024
     max_tracked_channels: int = 10000
     revalidate_interval: float = 30.0
     request_timeout: float = 60.0
@@ -194,6 +195,9 @@ class WebSocketSchema(_Strict):
     max_inflight = fields.Integer(load_default=16, validate=validate.Range(min=1))
     max_connections_per_user = fields.Integer(load_default=20, validate=validate.Range(min=1))
     replay_buffer = fields.Integer(load_default=1000, validate=validate.Range(min=0))
+    replay_buffer_bytes = fields.Integer(
+        load_default=64 * 1024 * 1024, validate=validate.Range(min=0)
+    )
     max_tracked_channels = fields.Integer(load_default=10000, validate=validate.Range(min=10))
     revalidate_interval = fields.Float(load_default=30.0, validate=validate.Range(min=0.1))
     request_timeout = fields.Float(load_default=60.0, validate=validate.Range(min=1))

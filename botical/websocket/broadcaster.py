@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,11 @@ class _Buffered:
 class ChannelState:
     seq: int = 0
     buffer: deque[_Buffered] = field(default_factory=deque)
+    size: int = 0  # memory the buffered frames hold
+
+
+def _size(item: _Buffered) -> int:
+    return sys.getsizeof(item.text)
 
 
 class Broadcaster:
@@ -53,13 +59,19 @@ class Broadcaster:
         kinds: Iterable[ChannelKind],
         replay_size: int,
         max_channels: int,
+        replay_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._bus = bus
         self._registry = registry
         self.kinds = {k.prefix: k for k in kinds}
         self._replay_size = replay_size
+        self._replay_bytes = replay_bytes
         self._max_channels = max_channels
         self._states: OrderedDict[str, ChannelState] = OrderedDict()
+        # Channels with buffered events, the one that buffered least recently first: when the
+        # buffers together hold more than `replay_bytes`, their oldest events go first.
+        self._buffering: OrderedDict[str, None] = OrderedDict()
+        self.buffered_bytes = 0
         # The highest seq of any forgotten channel: a channel created again starts above it, so
         # a client holding one of its old seqs is never told it recovered.
         self._seq_floor = 0
@@ -111,8 +123,10 @@ class Broadcaster:
         if state is None:
             state = self._states[channel] = ChannelState(seq=self._seq_floor)
             if len(self._states) > self._max_channels:
-                _, forgotten = self._states.popitem(last=False)  # the least recently used
+                name, forgotten = self._states.popitem(last=False)  # the least recently used
                 self._seq_floor = max(self._seq_floor, forgotten.seq)
+                self.buffered_bytes -= forgotten.size
+                self._buffering.pop(name, None)
         else:
             self._states.move_to_end(channel)
         return state
@@ -123,11 +137,27 @@ class Broadcaster:
         return state.seq
 
     def _remember(self, channel: str, item: _Buffered) -> None:
-        if self._replay_size:
-            buffer = self._states[channel].buffer
-            buffer.append(item)
-            if len(buffer) > self._replay_size:
-                buffer.popleft()
+        if not self._replay_size:
+            return
+        state = self._states[channel]
+        state.buffer.append(item)
+        size = _size(item)
+        state.size += size
+        self.buffered_bytes += size
+        self._buffering[channel] = None
+        self._buffering.move_to_end(channel)
+        if len(state.buffer) > self._replay_size:
+            self._drop_oldest(channel, state)
+        while self.buffered_bytes > self._replay_bytes and self._buffering:
+            oldest = next(iter(self._buffering))
+            self._drop_oldest(oldest, self._states[oldest])
+
+    def _drop_oldest(self, channel: str, state: ChannelState) -> None:
+        size = _size(state.buffer.popleft())
+        state.size -= size
+        self.buffered_bytes -= size
+        if not state.buffer:
+            del self._buffering[channel]
 
     def seq(self, channel: str) -> int:
         """The last seq given out on a channel (the next event gets this + 1)."""

@@ -39,12 +39,18 @@ ROUTES = {
 
 
 class Setup:
-    def __init__(self, started=None, replay_size: int = 100, max_channels: int = 1000) -> None:
+    def __init__(
+        self,
+        started=None,
+        replay_size: int = 100,
+        max_channels: int = 1000,
+        replay_bytes: int = 1 << 30,
+    ) -> None:
         self.started = started
         self.bus = EventBus()
         self.registry = ConnectionRegistry()
         self.broadcaster = Broadcaster(
-            self.bus, self.registry, BUILTIN_CHANNELS, replay_size, max_channels
+            self.bus, self.registry, BUILTIN_CHANNELS, replay_size, max_channels, replay_bytes
         )
         self.broadcaster.start()
 
@@ -234,6 +240,46 @@ async def test_a_gap_the_buffer_still_covers_is_recovered(started):
     conn, transport = setup.client()
     assert setup.broadcaster.attach(conn, S, 3) is True
     assert [f["seq"] for f in _frames(await transport.wait_written(3))] == [4, 5, 6]
+
+
+def _big(setup: Setup, session_id: str, count: int, size: int = 10_000) -> None:
+    for i in range(count):
+        setup.publish("message.created", {"i": i, "pad": "x" * size}, session_id=session_id)
+
+
+def test_replay_buffers_together_stay_within_their_memory_bound():
+    setup = Setup(replay_bytes=100_000)
+    _big(setup, "sess_a", 5)  # ~50 KB
+    _big(setup, "sess_b", 5)  # ~100 KB in all: at the bound
+    assert setup.broadcaster.buffered_bytes <= 100_000
+    _big(setup, "sess_b", 3)  # sess_a buffered least recently: its oldest go first
+    assert setup.broadcaster.buffered_bytes <= 100_000
+    a, b = make_connection(), make_connection()
+    assert setup.broadcaster.attach(a, "session:sess_a", 0) is False  # lost its first events
+    assert setup.broadcaster.attach(b, "session:sess_b", 0) is True
+    assert b.queued[0] == 8
+    newest_a = make_connection()
+    assert setup.broadcaster.attach(newest_a, "session:sess_a", 4) is True  # nothing missed
+
+
+def test_a_forgotten_channel_gives_back_its_replay_memory():
+    setup = Setup(max_channels=10, replay_bytes=1 << 30)
+    _big(setup, "sess_a", 3)
+    held = setup.broadcaster.buffered_bytes
+    assert held > 30_000
+    for i in range(10):  # ten newer channels push sess_a out
+        setup.on_session(1, f"sess_{i}")
+    small = setup.broadcaster.buffered_bytes
+    assert small < 5_000  # only the ten small events are left
+    assert setup.broadcaster.seq("session:sess_a") >= 3  # seq floor kept, buffer gone
+
+
+def test_one_event_larger_than_the_bound_is_not_kept():
+    setup = Setup(replay_bytes=5_000)
+    setup.on_session(2)
+    _big(setup, SESS, 1)
+    assert setup.broadcaster.buffered_bytes == 0
+    assert setup.broadcaster.attach(make_connection(), S, 2) is False
 
 
 def test_without_a_replay_buffer_nothing_is_replayed():
