@@ -32,13 +32,16 @@ def now_ms() -> int:
 
 
 class _WriteCounter:
-    """Mixin counting data-changing statements, so tests can prove writes are batched."""
+    """Mixin counting data-changing statements, so tests can prove writes are batched. The
+    PostgreSQL pool runs statements on several threads, so the count is taken under a lock."""
 
     writes = 0
+    _count_lock = threading.Lock()
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         if sql.lstrip()[:7].upper().startswith(_WRITES):
-            self.writes += 1
+            with self._count_lock:
+                self.writes += 1
         return super().execute_sql(sql, params)  # type: ignore[misc]
 
 
