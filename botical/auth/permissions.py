@@ -11,7 +11,7 @@ from typing import Any
 from botical.auth.identity import Identity
 from botical.db import Database
 from botical.db.database import Prepared
-from botical.db.models import ProjectMember, Session
+from botical.db.models import SESSION_BY_ID, ProjectMember
 from botical.errors import Forbidden, NotFound, ValidationError
 
 
@@ -55,7 +55,6 @@ MEMBER = Prepared(
     ),
     2,
 )
-SESSION = Prepared(Session, lambda session_id: Session.select().where(Session.id == session_id), 1)
 
 
 def _member_role(project_id: str, user_id: str) -> str | None:
@@ -65,7 +64,7 @@ def _member_role(project_id: str, user_id: str) -> str | None:
 
 def _session_access(session_id: str, user_id: str) -> tuple[str, str | None] | None:
     """The session's project and the user's role in it (None if not a member), in one hop."""
-    rows = SESSION.rows(session_id)
+    rows = SESSION_BY_ID.rows(session_id)
     if not rows:
         return None
     project_id = rows[0].project_id

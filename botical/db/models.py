@@ -7,7 +7,7 @@ from typing import Any
 
 import peewee as pw
 
-from botical.db.database import database, now_ms
+from botical.db.database import Prepared, database, now_ms
 
 
 class JSONField(pw.TextField):
@@ -123,6 +123,12 @@ class Session(BaseModel):
 
     class Meta:
         table_name = "sessions"
+
+
+# The hot reads of one session by id (authorization and `sessions.get`), compiled once.
+SESSION_BY_ID = Prepared(
+    Session, lambda session_id: Session.select().where(Session.id == session_id), 1
+)
 
 
 class Message(BaseModel):

@@ -7,8 +7,7 @@ from typing import Any
 
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
-from botical.db.database import Prepared
-from botical.db.models import Session
+from botical.db.models import SESSION_BY_ID, Session
 from botical.errors import Conflict, NotFound, ValidationError
 from botical.ids import new_id
 from botical.jsonout import JSONText, dumps
@@ -42,13 +41,8 @@ def session_to_dict(session: Session | Any) -> dict[str, Any]:
     }
 
 
-SESSION_ROW = Prepared(
-    Session, lambda session_id: Session.select().where(Session.id == session_id), 1
-)
-
-
 def _read(session_id: str, include_messages: bool) -> dict[str, Any]:
-    rows = SESSION_ROW.rows(session_id)
+    rows = SESSION_BY_ID.rows(session_id)
     if not rows:
         raise NotFound("Session not found")
     data = session_to_dict(rows[0])

@@ -64,9 +64,7 @@ def _cases(schema: Schema, rng: random.Random, count: int) -> list[dict[str, Any
     options = {name: _candidates(field) for name, field in schema.load_fields.items()}
     cases: list[dict[str, Any]] = [{}]
     for _ in range(count):
-        data = {
-            name: rng.choice(values) for name, values in options.items() if rng.random() < 0.8
-        }
+        data = {name: rng.choice(values) for name, values in options.items() if rng.random() < 0.8}
         if rng.random() < 0.1:
             data["unknownKey"] = "x"
         cases.append(data)
@@ -90,9 +88,7 @@ def test_the_quick_loader_agrees_with_the_schema(name, schema):
             taken += 1
             assert expected is not INVALID, (name, data)
             assert got == expected, (name, data)
-            assert {k: type(v) for k, v in got.items()} == {
-                k: type(v) for k, v in expected.items()
-            }
+            assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in expected.items()}
     assert taken > 0, f"{name}: no case took the quick path"
 
 

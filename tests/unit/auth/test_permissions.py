@@ -1,10 +1,12 @@
 import asyncio
 import dataclasses
+import threading
 import time
 
 import jwt
 import pytest
 
+from botical.auth import permissions as permissions_module
 from botical.auth.identity import MAX_CREDENTIAL_LENGTH, bearer_token
 from botical.auth.permissions import MANAGE, OWN, READ, WRITE, Permissions, Role
 from botical.db import now_ms
@@ -352,12 +354,26 @@ async def test_a_deleted_project_hides_its_sessions_at_once(
 
 
 @pytest.mark.gen_test
-async def test_a_role_read_while_membership_changed_is_not_kept(db, kept, member_with, project_id):
+async def test_a_role_read_while_membership_changed_is_not_kept(
+    db, kept, member_with, project_id, monkeypatch
+):
     identity = await member_with(Role.MEMBER)
+    loop = asyncio.get_running_loop()
+    on_database, release = asyncio.Event(), threading.Event()
+    real = permissions_module._member_role
+
+    def held_read(*args):  # runs on the database thread: signal, then wait for the test
+        loop.call_soon_threadsafe(on_database.set)
+        release.wait(5)
+        return real(*args)
+
+    monkeypatch.setattr(permissions_module, "_member_role", held_read)
     reading = asyncio.ensure_future(kept.role(identity, project_id))
-    await asyncio.sleep(0)  # one loop turn: the read is now on the database thread
-    kept.membership_changed()
+    await asyncio.wait_for(on_database.wait(), 5)
+    kept.membership_changed()  # while the read is on the database
+    release.set()
     assert await reading == Role.MEMBER
+    monkeypatch.setattr(permissions_module, "_member_role", real)
     await _set_role_directly(db, project_id, identity.user_id, Role.VIEWER)
     assert await kept.role(identity, project_id) == Role.VIEWER
 
