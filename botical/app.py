@@ -8,7 +8,9 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -16,8 +18,9 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from botical.agent.providers.base import ProviderConfig
-from botical.agent.runner import Runner
+from botical.agent.catalog import Catalog
+from botical.agent.providers.base import Provider, ProviderConfig
+from botical.agent.runner import Runner, RunServices
 from botical.auth.apikeys import ApiKeyService
 from botical.auth.identity import Authenticator
 from botical.auth.permissions import Permissions
@@ -27,6 +30,8 @@ from botical.config import Settings, read_secret
 from botical.db import Database
 from botical.db.migrations import migrate
 from botical.http.base import NotFoundHandler, log_request
+from botical.methods import MethodSpec, Scope, methods_of
+from botical.methods.dispatch import Dispatcher
 from botical.plugins import (
     DEFAULT_PLUGINS,
     Registration,
@@ -44,11 +49,11 @@ from botical.services.sessions import SessionService
 from botical.services.todos import TodoService
 from botical.services.users import UserService
 from botical.tools.base import Tool
-from botical.tools.custom import custom_tool
+from botical.tools.toolbox import Toolbox
 from botical.websocket.broadcaster import Broadcaster, ChannelKind
 from botical.websocket.connections import ConnectionRegistry
-from botical.websocket.handlers import Dispatcher, MethodSpec
-from botical.websocket.server import WebSocketService
+from botical.websocket.frames import FrameHandler
+from botical.websocket.lifecycle import ConnectionService
 
 log = logging.getLogger(__name__)
 SECRET_ENV = "BOTICAL_AUTH_SECRET"
@@ -64,32 +69,47 @@ def prepare_data_dir(path: Path) -> Path:
     return path
 
 
-def _route(pattern: str, handler: type, kwargs: dict[str, Any] | None = None):
+Pairs = list[tuple[str, Any]]
+
+
+def _route(pattern: str, handler: type, kwargs: dict[str, Any] | None = None) -> Pairs:
     if not (isinstance(handler, type) and issubclass(handler, tornado.web.RequestHandler)):
         raise TypeError(f"route {pattern!r}: handler must be a RequestHandler subclass")
-    return pattern, (pattern, handler, kwargs or {})
+    return [(pattern, (pattern, handler, kwargs or {}))]
 
 
-def _provider(cls: type) -> tuple[str, type]:
+def _provider(cls: type) -> Pairs:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not callable(getattr(cls, "stream", None)):
         raise TypeError("a provider is a class with a `name` and a `stream` method")
-    return name, cls
+    return [(name, cls)]
 
 
-def _named(kind: type[Any]) -> Any:
-    def make(value: Any) -> tuple[str, Any]:
+def _named(kind: type[Any]) -> Callable[[Any], Pairs]:
+    def make(value: Any) -> Pairs:
         if not isinstance(value, kind):
             raise TypeError(f"expected a {kind.__name__}, got {type(value).__name__}")
-        return value.name, value
+        return [(value.name, value)]
 
     return make
 
 
-def _channel(kind: Any) -> tuple[str, Any]:
+def _channel(kind: Any) -> Pairs:
     if not isinstance(kind, ChannelKind):
         raise TypeError(f"expected a ChannelKind, got {type(kind).__name__}")
-    return kind.prefix, kind
+    return [(kind.prefix, kind)]
+
+
+def _methods(target: Any) -> Pairs:
+    if isinstance(target, MethodSpec):
+        found = [target]
+    elif callable(target) or isinstance(target, ModuleType):
+        found = methods_of(target)
+    else:
+        found = []
+    if not found:
+        raise TypeError("expected a function declared with @method, or a module declaring some")
+    return [(spec.name, spec) for spec in found]
 
 
 def _sourced(registration: Registration) -> Tool:
@@ -113,7 +133,36 @@ def provider_config(name: str, settings: Settings) -> ProviderConfig:
 
 
 class Botical:
-    """Settings, plugins, database, bus and services; `start()` serves them on one port."""
+    """Settings, plugins, database, bus and services; `start()` serves them on one port.
+
+    `open()` builds everything in dependency order: storage and the bus, the plugin
+    registries, auth, the services, the agent runtime, then the real-time layer. Each
+    attribute below is set by one of those steps.
+    """
+
+    db: Database
+    bus: EventBus
+    users: UserService
+    tokens: TokenService
+    apikeys: ApiKeyService
+    auth: Authenticator
+    permissions: Permissions
+    providers: dict[str, Provider]
+    agents: AgentService
+    catalog: Catalog
+    projects: ProjectService
+    sessions: SessionService
+    messages: MessageService
+    approvals: ApprovalService
+    todos: TodoService
+    custom_tools: CustomToolService
+    toolbox: Toolbox
+    runner: Runner
+    connections: ConnectionRegistry
+    broadcaster: Broadcaster
+    dispatcher: Dispatcher
+    lifecycle: ConnectionService
+    frames: FrameHandler
 
     def __init__(self, settings: Settings, plugins: tuple[object, ...] = ()) -> None:
         self.settings = settings
@@ -126,83 +175,84 @@ class Botical:
 
     async def open(self) -> None:
         """Prepare storage and services, without serving (the CLI stops here)."""
-        settings = self.settings
-        data_dir = prepare_data_dir(settings.data_path)
-        self.db = Database(settings.effective_database_url, settings.database_workers)
+        data_dir = prepare_data_dir(self.settings.data_path)
+        self.db = Database(self.settings.effective_database_url, self.settings.database_workers)
         await self.db.run(migrate, self.db.peewee)
-        secret = read_secret(SECRET_ENV, settings.auth.secret_file)
-        secret = load_or_create_secret(secret, data_dir)
-        self.bus: EventBus = self.pm.hook.botical_bus_backend(app=self) or EventBus()
+        secret = read_secret(SECRET_ENV, self.settings.auth.secret_file)
+        self.bus = self.pm.hook.botical_bus_backend(app=self) or EventBus()
         self._collect_registries()
+        self._open_auth(load_or_create_secret(secret, data_dir))
+        self._open_services()
+        self._open_agents()
+        self._open_realtime()
+        self._opened = True
+
+    def _collect_registries(self) -> None:
+        pm = self.pm
+        methods = collect(pm, "botical_register_methods", "method", _methods)
+        self.registries = {
+            "methods": methods,
+            "scopes": collect(pm, "botical_register_scopes", "scope", _named(Scope)),
+            "channels": collect(pm, "botical_register_channels", "channel", _channel),
+            "tools": collect(pm, "botical_register_tools", "tool", _named(Tool)),
+            "providers": collect(pm, "botical_register_providers", "provider", _provider),
+            "agents": collect(pm, "botical_register_agents", "agent", _named(AgentConfig)),
+        }
+        by_name = {r.name: r.value for r in methods}
+        self.registries["routes"] = collect(
+            pm, "botical_register_routes", "route", _route, methods=by_name
+        )
+
+    def _open_auth(self, secret: str) -> None:
+        auth = self.settings.auth
+        self.users = UserService(self.db)
+        self.tokens = TokenService(secret, self.db, auth.token_ttl, auth.max_token_ttl)
+        self.apikeys = ApiKeyService(self.db, auth.apikey_touch_interval)
+        self.auth = Authenticator(self.db, self.tokens, self.apikeys)
+        self.permissions = Permissions(self.db, auth.role_cache_ttl)
+        for name in ("member.*", "project.deleted"):
+            self.bus.subscribe(name, self.permissions.membership_changed)
+
+    def _open_services(self) -> None:
+        settings, db, bus = self.settings, self.db, self.bus
         self.providers = {
             r.name: r.value(provider_config(r.name, settings)) for r in self.registries["providers"]
         }
-        self.tools: dict[str, Tool] = {r.name: _sourced(r) for r in self.registries["tools"]}
-        self.users = UserService(self.db)
-        self.projects = ProjectService(self.db, self.bus, settings.workspace_roots)
-        self.tokens = TokenService(
-            secret, self.db, settings.auth.token_ttl, settings.auth.max_token_ttl
-        )
-        self.apikeys = ApiKeyService(self.db, settings.auth.apikey_touch_interval)
-        self.auth = Authenticator(self.db, self.tokens, self.apikeys)
-        self.permissions = Permissions(self.db, settings.auth.role_cache_ttl)
-        for name in ("member.*", "project.deleted"):
-            self.bus.subscribe(name, self.permissions.membership_changed)
-        self.agents = AgentService.from_configs(
-            self.db, (r.value for r in self.registries["agents"])
-        )
-        self.runner = Runner(self)
-        self.sessions = SessionService(
-            self.db, self.bus, self.runner.check_names, settings.session_cache_bytes
-        )
-        self.messages = MessageService(self.db, self.bus)
-        self.approvals = ApprovalService(self.db, self.bus, settings.agent.approval_timeout)
-        self.todos = TodoService(self.db, self.bus)
+        self.agents = AgentService.from_configs(db, (r.value for r in self.registries["agents"]))
+        self.catalog = Catalog(self.agents, self.providers, settings.agent.default_model)
+        self.projects = ProjectService(db, bus, settings.workspace_roots)
+        self.sessions = SessionService(db, bus, self.catalog.check, settings.session_cache_bytes)
+        self.messages = MessageService(db, bus)
+        self.approvals = ApprovalService(db, bus, settings.agent.approval_timeout)
+        self.todos = TodoService(db, bus)
+        registered = {r.name: _sourced(r) for r in self.registries["tools"]}
+        limits = settings.tools
         self.custom_tools = CustomToolService(
-            self.db,
-            self.bus,
-            self.tools,
-            settings.tools.bash_max_timeout,
-            settings.tools.bash_timeout,
+            db, bus, registered, limits.bash_max_timeout, limits.bash_timeout
         )
+        self.toolbox = Toolbox(registered, self.custom_tools)
+
+    def _open_agents(self) -> None:
+        services = RunServices(
+            self.messages, self.sessions, self.approvals, self.projects, self.catalog, self.toolbox
+        )
+        self.runner = Runner(self.db, self.bus, services, self.settings.agent, self)
+
+    def _open_realtime(self) -> None:
+        ws = self.settings.websocket
         self.connections = ConnectionRegistry()
         self.broadcaster = Broadcaster(
             self.bus,
             self.connections,
             (r.value for r in self.registries["channels"]),
-            settings.websocket.replay_buffer,
-            settings.websocket.max_tracked_channels,
-            settings.websocket.replay_buffer_bytes,
+            ws.replay_buffer,
+            ws.max_tracked_channels,
+            ws.replay_buffer_bytes,
         )
-        self.dispatcher = Dispatcher(self, {r.name: r.value for r in self.registries["methods"]})
-        self.ws = WebSocketService(self)
-        self._opened = True
-
-    async def tools_for(self, project_id: str, include_disabled: bool = False) -> dict[str, Tool]:
-        """The tools agents of a project may call, by name: the registered ones, then the
-        project's enabled custom tools (and its disabled ones when asked, for listing)."""
-        tools = dict(self.tools)
-        for record in await self.custom_tools.list(project_id, enabled_only=not include_disabled):
-            if record["name"] in tools:  # a plugin installed after the tool was defined
-                log.warning("custom tool %s is shadowed by a registered tool", record["id"])
-                continue
-            tools[record["name"]] = custom_tool(record)
-        return tools
-
-    async def todos_for(self, session_id: str) -> list[dict[str, Any]]:
-        """A session's todo list."""
-        return await self.todos.list(session_id)
-
-    def _collect_registries(self) -> None:
-        pm = self.pm
-        self.registries = {
-            "routes": collect(pm, "botical_register_routes", "route", _route),
-            "providers": collect(pm, "botical_register_providers", "provider", _provider),
-            "tools": collect(pm, "botical_register_tools", "tool", _named(Tool)),
-            "agents": collect(pm, "botical_register_agents", "agent", _named(AgentConfig)),
-            "methods": collect(pm, "botical_register_methods", "method", _named(MethodSpec)),
-            "channels": collect(pm, "botical_register_channels", "channel", _channel),
-        }
+        methods = (r.value for r in self.registries["methods"])
+        self.dispatcher = Dispatcher(self, methods, (r.value for r in self.registries["scopes"]))
+        self.lifecycle = ConnectionService(self)
+        self.frames = FrameHandler(self)
 
     def make_web_app(self) -> tornado.web.Application:
         """The Tornado application with every registered route."""
@@ -232,7 +282,7 @@ class Botical:
         self.web = self.make_web_app()
         await self.bus.start()
         self.broadcaster.start()
-        self.ws.start()
+        self.lifecycle.start()
         for result in self.pm.hook.botical_startup(app=self):
             await await_me_maybe(result)
         if sockets is None:
@@ -251,7 +301,7 @@ class Botical:
         timeout = self.settings.shutdown_timeout
         if self._server is not None:
             self._server.stop()
-            await self.ws.shutdown(min(timeout, 5.0))
+            await self.lifecycle.shutdown(min(timeout, 5.0))
             await self.runner.shutdown()
             try:
                 await asyncio.wait_for(self._server.close_all_connections(), timeout)

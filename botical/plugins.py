@@ -12,7 +12,7 @@ import importlib.util
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,15 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "botical.agent.builtin",
     "botical.tools.builtin",
     "botical.websocket.server",
-    "botical.websocket.handlers.sessions",
-    "botical.websocket.handlers.messages",
-    "botical.websocket.handlers.agents",
-    "botical.websocket.handlers.tools",
-    "botical.websocket.handlers.todos",
-    "botical.websocket.handlers.subscribe",
-    "botical.websocket.handlers.system",
+    "botical.websocket.channels",
+    "botical.methods.projects",
+    "botical.methods.sessions",
+    "botical.methods.messages",
+    "botical.methods.agents",
+    "botical.methods.tools",
+    "botical.methods.todos",
+    "botical.methods.users",
+    "botical.methods.system",
 )
 
 
@@ -148,27 +150,35 @@ class Registry:
         return [r.name for r in self._items.values() if r.plugin == plugin]
 
 
+Make = Callable[..., Iterable[tuple[str, Any]]]
+
+
 def collect(
-    pm: pluggy.PluginManager,
-    hook_name: str,
-    kind: str,
-    make: Callable[..., tuple[str, Any]],
+    pm: pluggy.PluginManager, hook_name: str, kind: str, make: Make, **kwargs: Any
 ) -> Registry:
-    """Call every implementation of a registration hook with its own tagged `register`."""
+    """Call a registration hook through pluggy, one plugin at a time, each with its own
+    `register` (which tags what it registers with the plugin's name). `make` turns what a
+    plugin passes to `register` into `(name, value)` pairs, raising TypeError or ValueError
+    for anything invalid; `kwargs` are the hook's other arguments."""
     registry = Registry(kind)
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-
-        def register(*args: Any, _plugin: str = impl.plugin_name, **kwargs: Any) -> None:
-            try:
-                name, value = make(*args, **kwargs)
-            except (TypeError, ValueError) as exc:
-                raise PluginError(
-                    f"plugin {_plugin!r} registered an invalid {kind}: {exc}"
-                ) from None
-            registry.add(name, value, _plugin)
-
-        impl.function(register=register)
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    for impl in impls:
+        others = [other.plugin for other in impls if other is not impl]
+        call = pm.subset_hook_caller(hook_name, remove_plugins=others)
+        call(register=_register_for(registry, kind, make, impl.plugin_name), **kwargs)
     return registry
+
+
+def _register_for(registry: Registry, kind: str, make: Make, plugin: str) -> Callable[..., None]:
+    def register(*args: Any, **kwargs: Any) -> None:
+        try:
+            found = list(make(*args, **kwargs))
+        except (TypeError, ValueError) as exc:
+            raise PluginError(f"plugin {plugin!r} registered an invalid {kind}: {exc}") from None
+        for name, value in found:
+            registry.add(name, value, plugin)
+
+    return register
 
 
 def plugin_info(pm: pluggy.PluginManager, registries: dict[str, Registry]) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@ loading client data through a marshmallow schema (with a quick path for flat one
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,54 @@ from marshmallow import RAISE, Schema, fields, missing, validate
 from marshmallow import ValidationError as SchemaError
 
 from botical.errors import ValidationError
+
+
+class Bool(fields.Boolean):
+    """A JSON boolean: `true` or `false`, never 0, 1 or "yes" (REST query strings are turned
+    into JSON values first, see `from_query`)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid", input=value)
+
+
+def Int(**kwargs: Any) -> fields.Integer:
+    """A JSON integer: never 1.5, "3" or true."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+def optional_fields(schema: type[Schema]) -> dict[str, fields.Field]:
+    """Copies of a schema's fields, none required and none defaulted: for partial changes."""
+    out = {}
+    for name, field in schema._declared_fields.items():
+        out[name] = copy.copy(field)
+        out[name].required, out[name].load_default = False, missing
+    return out
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_BOOLEANS = {"true": True, "false": False}
+
+
+def from_query(schema: Schema, query: dict[str, list[bytes]]) -> dict[str, Any]:
+    """REST query arguments as the JSON values a WebSocket client would send, so both doors
+    validate the same params the same way: digits become an integer for an integer field,
+    `true`/`false` a boolean for a boolean field, anything else stays text (and fails there).
+    An argument given twice is a VALIDATION_ERROR."""
+    out: dict[str, Any] = {}
+    for key, values in query.items():
+        if len(values) != 1:
+            raise ValidationError(details={key: ["Give this argument once."]})
+        text = values[0].decode("utf-8", errors="replace")
+        field = schema.fields.get(key)
+        if isinstance(field, fields.Integer) and _INTEGER.fullmatch(text):
+            out[key] = int(text)
+        elif isinstance(field, fields.Boolean) and text in _BOOLEANS:
+            out[key] = _BOOLEANS[text]
+        else:
+            out[key] = text
+    return out
 
 
 def load(schema: Schema, data: Any, **kwargs: Any) -> dict[str, Any]:
@@ -101,7 +151,12 @@ def json_schema(schema: Schema | type[Schema]) -> dict[str, Any]:
     return out
 
 
-_QUICK_FIELDS = (fields.String, fields.Boolean, fields.Integer)
+_QUICK_TYPES: dict[type[fields.Field], type] = {
+    fields.String: str,
+    Bool: bool,
+    fields.Integer: int,
+    fields.Dict: dict,
+}
 _QUICK_VALIDATORS = (validate.Length, validate.Range, validate.OneOf)
 QuickLoad = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
@@ -110,11 +165,13 @@ def quick_loader(schema: Schema) -> QuickLoad | None:
     """What `schema.load(data, unknown=RAISE)` returns for well-formed data, without
     marshmallow's per-call cost (about 8 us for two fields, most of a cached read).
 
-    Only for flat schemas of plain String, Boolean and Integer fields with Length, Range and
-    OneOf validators and no hooks (most method params); None for any other schema. The loader
-    accepts only exact types (a str, a bool, an int that is not a bool, or None where allowed)
-    that pass every validator, and returns None for anything else, which then goes through the
-    schema, so errors are always marshmallow's own.
+    Only for flat schemas of String, `Bool`, strict Integer and plain Dict fields with Length,
+    Range and OneOf validators and no hooks (most method params, request and ping frames);
+    None for any other schema. The loader accepts only exact types (a str, a bool, an int that
+    is not a bool, a dict, or None where allowed) that pass every validator, and returns None
+    for anything else, which then goes through the schema, so errors are always marshmallow's
+    own. tests/unit/test_quick_load.py checks, for every registered schema, that whatever it
+    accepts the schema loads the same way.
     """
     if any(schema._hooks.values()):
         return None
@@ -122,15 +179,16 @@ def quick_loader(schema: Schema) -> QuickLoad | None:
     required: list[str] = []
     defaults: list[tuple[str, Any]] = []
     for name, field in schema.load_fields.items():
-        kind = type(field)
+        value_type = _QUICK_TYPES.get(type(field))
         if (
-            kind not in _QUICK_FIELDS
+            value_type is None
+            or (isinstance(field, fields.Integer) and not field.strict)
+            or (isinstance(field, fields.Dict) and (field.key_field or field.value_field))
             or field.data_key not in (None, name)
             or field.attribute not in (None, name)
             or not all(type(v) in _QUICK_VALIDATORS for v in field.validators)
         ):
             return None
-        value_type = {fields.String: str, fields.Boolean: bool, fields.Integer: int}[kind]
         accepted[name] = (value_type, field.allow_none, list(field.validators))
         if field.required:
             required.append(name)

@@ -18,8 +18,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from botical.hookspecs import hookimpl
-from botical.websocket.handlers import MethodContext, method, register_module
+from botical import MethodContext, hookimpl, method
 
 _marks: dict[str, list[tuple[int, int]]] = {}
 _gc: list[tuple[int, int, int]] = []  # (generation, start ns, duration ns) of each collection
@@ -48,7 +47,7 @@ async def marks(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
 
 @hookimpl
 def botical_register_methods(register) -> None:
-    register_module(register, sys.modules[__name__])
+    register(sys.modules[__name__])
 
 
 @hookimpl

@@ -11,13 +11,15 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from botical.agent.catalog import Catalog
 from botical.agent.context import load_history
 from botical.agent.providers.base import (
     Finish,
     ModelMessage,
     ModelRequest,
+    Provider,
     ReasoningDelta,
     TextDelta,
     ToolCallRequest,
@@ -27,15 +29,37 @@ from botical.agent.providers.base import (
 from botical.agent.stream import PartRecorder
 from botical.agent.toolcalls import ToolCaller
 from botical.auth.identity import Identity
-from botical.bus import Event
-from botical.errors import BoticalError, Conflict, NotFound, ValidationError, internal_error
+from botical.bus import Event, EventBus
+from botical.config import AgentSettings
+from botical.db import Database
+from botical.errors import BoticalError, Conflict, internal_error
 from botical.ids import new_id
 from botical.services.agents import AgentConfig
+from botical.services.approvals import ApprovalService
+from botical.services.messages import MessageService
+from botical.services.projects import ProjectService
+from botical.services.sessions import SessionService
 from botical.tools.base import ToolFailure
+from botical.tools.toolbox import Toolbox
+
+if TYPE_CHECKING:
+    from botical.app import Botical
 
 log = logging.getLogger(__name__)
 CANCEL_WAIT = 10.0
 OPEN_CALL_STATUSES = ("pending", "waiting_approval", "running")
+
+
+@dataclass(frozen=True)
+class RunServices:
+    """The services a run works through."""
+
+    messages: MessageService
+    sessions: SessionService
+    approvals: ApprovalService
+    projects: ProjectService
+    catalog: Catalog
+    toolbox: Toolbox
 
 
 @dataclass
@@ -52,10 +76,30 @@ class Run:
 
 
 class Runner:
-    """Starts, cancels and retries agent runs; at most one per session."""
+    """Starts, cancels and retries agent runs; at most one per session.
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    Built from the services a run uses; `tool_services` is what tools reach through their
+    context (a sub-agent's task starts sessions and runs, todo tools change todos).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        services: RunServices,
+        settings: AgentSettings,
+        tool_services: Botical,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.messages = services.messages
+        self.sessions = services.sessions
+        self.approvals = services.approvals
+        self.projects = services.projects
+        self.catalog = services.catalog
+        self.toolbox = services.toolbox
+        self.settings = settings
+        self.tool_services = tool_services
         self._runs: dict[str, Run] = {}
 
     # -- public API -------------------------------------------------------------------------
@@ -82,14 +126,14 @@ class Runner:
     ) -> dict[str, Any]:
         """Store the user's message and start a run answering it; return `{message, runId}`."""
         if idempotency_key:
-            found = await self.app.messages.find_by_key(session_id, idempotency_key)
+            found = await self.messages.find_by_key(session_id, idempotency_key)
             if found:
                 return {"message": found, "runId": found["runId"]}
         run = self._claim(identity, project_id, session_id)
         try:
-            session = await self.app.sessions.get(session_id)
-            config, model_ref = await self._resolve(project_id, session, agent, model)
-            message, created = await self.app.messages.create_user_message(
+            session = await self.sessions.get(session_id)
+            config, model_ref = await self.catalog.resolve(project_id, session, agent, model)
+            message, created = await self.messages.create_user_message(
                 session_id,
                 identity.user_id,
                 content,
@@ -113,9 +157,9 @@ class Runner:
         """Answer a user message again (the last one by default); later messages are superseded."""
         run = self._claim(identity, project_id, session_id)
         try:
-            user_message = await self.app.messages.retry_point(session_id, message_id, project_id)
-            session = await self.app.sessions.get(session_id)
-            config, model_ref = await self._resolve(
+            user_message = await self.messages.retry_point(session_id, message_id, project_id)
+            session = await self.sessions.get(session_id)
+            config, model_ref = await self.catalog.resolve(
                 project_id, session, user_message["agent"], user_message["model"]
             )
         except BaseException:
@@ -147,7 +191,7 @@ class Runner:
             raise asyncio.CancelledError
         if run.message_id is None:
             raise ToolFailure("The sub-agent did not answer")
-        return await self.app.messages.get(run.message_id)
+        return await self.messages.get(run.message_id)
 
     async def shutdown(self) -> None:
         """Stop every run; their messages are marked interrupted."""
@@ -156,18 +200,8 @@ class Runner:
 
     async def recover(self) -> int:
         """At start-up: mark runs that a previous process left unfinished as interrupted."""
-        await self.app.approvals.expire_orphans()
-        return await self.app.messages.mark_interrupted()
-
-    async def check_names(self, project_id: str, changes: dict[str, Any]) -> None:
-        """Validate an agent name and a model reference for a project."""
-        if changes.get("agent"):
-            try:
-                await self.app.agents.get(project_id, changes["agent"])
-            except NotFound:
-                raise ValidationError(details={"agent": ["Unknown agent."]}) from None
-        if changes.get("model"):
-            self._provider(changes["model"])
+        await self.approvals.expire_orphans()
+        return await self.messages.mark_interrupted()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -187,25 +221,8 @@ class Runner:
         # a task cancelled before its first step never runs `_guarded`'s cleanup
         run.task.add_done_callback(lambda _: self._release(run))
 
-    async def _resolve(
-        self, project_id: str, session: dict[str, Any], agent: str | None, model: str | None
-    ) -> tuple[AgentConfig, str]:
-        name = agent or session["agent"]
-        await self.check_names(project_id, {"agent": name})
-        config = await self.app.agents.get(project_id, name)
-        ref = model or session["model"] or config.model or self.app.settings.agent.default_model
-        self._provider(ref)
-        return config, ref
-
-    def _provider(self, ref: str) -> Any:
-        name, _ = split_model(ref)
-        provider = self.app.providers.get(name)
-        if provider is None:
-            raise ValidationError(details={"model": [f"Unknown provider {name!r}."]})
-        return provider
-
     def _status(self, run: Run, status: str) -> None:
-        self.app.bus.publish(
+        self.bus.publish(
             Event(
                 "agent.status_changed",
                 {"sessionId": run.session_id, "status": status, "runId": run.id},
@@ -226,9 +243,8 @@ class Runner:
 
     async def _execute(self, run: Run, user_message_id: str, config: AgentConfig, ref: str) -> str:
         """Run the steps and record how the run ended; return the final agent status."""
-        app = self.app
         creating = asyncio.ensure_future(
-            app.messages.create_assistant(
+            self.messages.create_assistant(
                 run.project_id, run.session_id, user_message_id, run.id, config.name, ref
             )
         )
@@ -239,13 +255,13 @@ class Runner:
             assistant, cancelled = await creating, True
         run.message_id = assistant["id"]
         recorder = PartRecorder(
-            app.db,
-            app.bus,
+            self.db,
+            self.bus,
             run.project_id,
             run.session_id,
             assistant["id"],
-            app.settings.agent.flush_interval,
-            app.sessions.text_stored,
+            self.settings.flush_interval,
+            self.sessions.text_stored,
         )
         run.recorder = recorder
         try:
@@ -273,13 +289,12 @@ class Runner:
     async def _steps(
         self, run: Run, user_message_id: str, config: AgentConfig, ref: str, recorder: PartRecorder
     ) -> str:
-        app = self.app
-        provider = self._provider(ref)
-        project = await app.projects.get(run.project_id)
-        project_tools = await app.tools_for(run.project_id)
+        provider = self.catalog.provider(ref)
+        project = await self.projects.get(run.project_id)
+        project_tools = await self.toolbox.for_project(run.project_id)
         tools = {n: t for n, t in project_tools.items() if config.allows_tool(n)}
         specs = tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in tools.values())
-        turns = await app.db.run(load_history, run.session_id, user_message_id)
+        turns = await self.db.run(load_history, run.session_id, user_message_id)
         workspace = Path(project["path"]) if project["path"] else None
         for step in range(1, config.max_steps + 1):
             await recorder.add("step_start", None, {"step": step})
@@ -306,7 +321,8 @@ class Runner:
             if not calls:
                 return finish.reason
             caller = ToolCaller(
-                self.app,
+                self.approvals,
+                self.tool_services,
                 run,
                 config,
                 tools,
@@ -328,7 +344,7 @@ class Runner:
         return "max_steps"
 
     async def _stream(
-        self, run: Run, provider: Any, request: ModelRequest, recorder: PartRecorder
+        self, run: Run, provider: Provider, request: ModelRequest, recorder: PartRecorder
     ) -> tuple[list, Finish]:
         calls: list[tuple[ToolCallRequest, dict[str, Any]]] = []
         finish = Finish("stop")
@@ -372,9 +388,9 @@ class Runner:
             if part["type"] == "tool_call" and part["status"] in OPEN_CALL_STATUSES:
                 await recorder.update(part, status=status)
         assert run.message_id is not None
-        await self.app.messages.finish_assistant(
+        await self.messages.finish_assistant(
             run.project_id, run.message_id, status, reason, run.usage, error
         )
-        await self.app.sessions.add_usage(
+        await self.sessions.add_usage(
             run.session_id, run.usage["inputTokens"], run.usage["outputTokens"], 0.0
         )

@@ -8,14 +8,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botical.agent.providers.base import ToolCallRequest
 from botical.agent.stream import PartRecorder
 from botical.auth.permissions import Permissions
 from botical.errors import BoticalError, Forbidden
 from botical.services.agents import AgentConfig
+from botical.services.approvals import ApprovalService
 from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
+
+if TYPE_CHECKING:
+    from botical.agent.runner import Run
+    from botical.app import Botical
 
 log = logging.getLogger(__name__)
 Outcome = tuple[str, ToolResult]  # the tool_call part's final status, and the result
@@ -23,8 +28,9 @@ Outcome = tuple[str, ToolResult]  # the tool_call part's final status, and the r
 
 @dataclass
 class ToolCaller:
-    app: Any
-    run: Any  # botical.agent.runner.Run
+    approvals: ApprovalService
+    services: Botical  # what tools reach through their context
+    run: Run
     config: AgentConfig
     tools: dict[str, Tool]
     recorder: PartRecorder
@@ -62,7 +68,7 @@ class ToolCaller:
             except Forbidden as exc:
                 return "denied", ToolResult(exc.message, is_error=True)
         decision = self.config.decide(tool.name, tool.subject_of(args), tool.default_permission)
-        if decision == "ask" and await self.app.approvals.granted_for_session(
+        if decision == "ask" and await self.approvals.granted_for_session(
             self.run.session_id, tool.name
         ):
             decision = "allow"
@@ -80,11 +86,11 @@ class ToolCaller:
         self, call: ToolCallRequest, part: dict[str, Any], args: dict[str, Any]
     ) -> ToolResult | None:
         """Ask for approval and wait; None when approved, else the refusal the model sees."""
-        run, approvals = self.run, self.app.approvals
+        run, approvals = self.run, self.approvals
         approval = await approvals.request(
             run.project_id,
             run.session_id,
-            run.message_id,
+            part["messageId"],
             part["id"],
             run.id,
             call.name,
@@ -114,8 +120,8 @@ class ToolCaller:
             run.message_id or "",
             run.id,
             self.workspace,
-            self.app,
-            self.app.settings,
+            self.services,
+            self.services.settings,
         )
         try:
             outcome = await tool.execute(ctx, args)

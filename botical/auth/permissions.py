@@ -62,13 +62,14 @@ def _member_role(project_id: str, user_id: str) -> str | None:
     return rows[0].role if rows else None
 
 
-def _session_access(session_id: str, user_id: str) -> tuple[str, str | None] | None:
-    """The session's project and the user's role in it (None if not a member), in one hop."""
+def _session_project(session_id: str) -> str | None:
     rows = SESSION_BY_ID.rows(session_id)
-    if not rows:
-        return None
-    project_id = rows[0].project_id
-    return project_id, _member_role(project_id, user_id)
+    return rows[0].project_id if rows else None
+
+
+class NotKept(Exception):
+    """Raised by a lookup asked to answer from memory only (`cached_only`) that does not hold
+    the answer: the caller then asks again without the flag."""
 
 
 class Permissions:
@@ -101,22 +102,21 @@ class Permissions:
     def kept(self, identity: Identity, project_id: str) -> Role | None:
         """The identity's role in the project if it is kept in memory, else None (which says
         nothing: ask `role`). Never touches the database."""
-        if identity.project_scope is not None and identity.project_scope != project_id:
-            return None
         kept = self._roles.get((project_id, identity.user_id))
         return kept[0] if kept is not None and kept[1] > self._clock() else None
 
-    def kept_session_project(self, session_id: str) -> str | None:
-        """The session's project if it is kept in memory, else None."""
-        return self._projects.get(session_id)
-
-    async def role(self, identity: Identity, project_id: str) -> Role | None:
-        """The identity's role in the project, or None if it may not see the project at all."""
+    async def role(
+        self, identity: Identity, project_id: str, cached_only: bool = False
+    ) -> Role | None:
+        """The identity's role in the project, or None if it may not see the project at all.
+        With `cached_only`, never awaits: a role not kept in memory raises NotKept."""
         if identity.project_scope is not None and identity.project_scope != project_id:
             return None
         kept = self.kept(identity, project_id)
         if kept is not None:
             return kept
+        if cached_only:
+            raise NotKept
         generation = self._generation
         name = await self._db.run(_member_role, project_id, identity.user_id)
         return self._keep_role((project_id, identity.user_id), name, generation)
@@ -136,40 +136,37 @@ class Permissions:
         Someone who is not a member gets NOT_FOUND, so project ids cannot be probed; a member
         whose role is too low gets FORBIDDEN.
         """
-        return _at_least(await self.role(identity, project_id), minimum)
+        return at_least(await self.role(identity, project_id), minimum)
 
     async def may(self, identity: Identity, project_id: str, minimum: Role) -> bool:
         """Tell whether the identity has at least `minimum` in the project."""
         role = await self.role(identity, project_id)
         return role is not None and role >= minimum
 
-    async def require_session(self, identity: Identity, session_id: str, minimum: Role) -> str:
-        """Authorize access to a session through its project; return the project id."""
-        return (await self.authorize_session(identity, session_id, minimum))[0]
-
-    async def authorize_session(
-        self, identity: Identity, session_id: str, minimum: Role
-    ) -> tuple[str, Role]:
-        """Like `require_session`, returning the project id and the identity's role in it."""
+    async def session_project(self, session_id: str, cached_only: bool = False) -> str:
+        """The id of the session's project (NOT_FOUND when there is no such session). With
+        `cached_only`, never awaits: a session not kept in memory raises NotKept."""
         project_id = self._projects.get(session_id)
         if project_id is not None:
-            role = await self.role(identity, project_id)
-        else:
-            generation = self._generation
-            found = await self._db.run(_session_access, session_id, identity.user_id)
-            if found is None:
-                raise NotFound("Session not found")
-            project_id, name = found
-            self._projects[session_id] = project_id
-            if len(self._projects) > CACHED_ENTRIES:
-                self._projects.popitem(last=False)
-            role = self._keep_role((project_id, identity.user_id), name, generation)
-            if identity.project_scope is not None and identity.project_scope != project_id:
-                role = None
+            return project_id
+        if cached_only:
+            raise NotKept
+        project_id = await self._db.run(_session_project, session_id)
+        if project_id is None:
+            raise NotFound("Session not found")
+        self._projects[session_id] = project_id
+        if len(self._projects) > CACHED_ENTRIES:
+            self._projects.popitem(last=False)
+        return project_id
+
+    async def require_session(self, identity: Identity, session_id: str, minimum: Role) -> str:
+        """Authorize access to a session through its project; return the project id."""
+        project_id = await self.session_project(session_id)
         try:
-            return project_id, _at_least(role, minimum)
+            await self.require(identity, project_id, minimum)
         except NotFound:
             raise NotFound("Session not found") from None
+        return project_id
 
     @staticmethod
     def require_code_execution(identity: Identity) -> None:
@@ -178,7 +175,9 @@ class Permissions:
             raise Forbidden("This user may not execute code")
 
 
-def _at_least(role: Role | None, minimum: Role) -> Role:
+def at_least(role: Role | None, minimum: Role) -> Role:
+    """`role` if it is at least `minimum`: NOT_FOUND for no role (not a member), FORBIDDEN for
+    one too low."""
     if role is None:
         raise NotFound("Project not found")
     if role < minimum:

@@ -7,14 +7,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
-from marshmallow import Schema
 
 from botical import jsonin
 from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
 from botical.errors import BoticalError, InternalError, NotFound, PayloadTooLarge, ValidationError
 from botical.jsonout import dumps
-from botical.schema import load
 
 if TYPE_CHECKING:
     from botical.app import Botical
@@ -97,20 +95,6 @@ class BaseHandler(tornado.web.RequestHandler):
         if len(body) > self.botical.settings.max_body_size:
             raise PayloadTooLarge()
         return jsonin.loads(body or b"{}")
-
-    def load_body(self, schema: Schema) -> dict[str, Any]:
-        """Parse the JSON body and validate it; unknown fields are rejected."""
-        return validate(schema, self.json_body())
-
-    def load_query(self, schema: Schema) -> dict[str, Any]:
-        """Validate the query string; each argument may appear once."""
-        data = {k: self.get_query_argument(k) for k in self.request.query_arguments}
-        return validate(schema, data)
-
-
-def validate(schema: Schema, data: Any) -> dict[str, Any]:
-    """`schema.load(data)` with marshmallow's messages as VALIDATION_ERROR details."""
-    return load(schema, data)
 
 
 class ApiHandler(BaseHandler):

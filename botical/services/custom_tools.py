@@ -28,7 +28,7 @@ from botical.db import Database, now_ms
 from botical.db.models import CustomTool
 from botical.errors import Conflict, NotFound, ValidationError
 from botical.ids import new_id
-from botical.schema import load
+from botical.schema import Bool, load
 
 KINDS = ("command", "http")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -60,7 +60,7 @@ class ToolFields(Schema):
     parameters = fields.Dict(load_default=lambda: dict(EMPTY_PARAMETERS))
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     config = fields.Dict(required=True)
-    enabled = fields.Boolean(load_default=True)
+    enabled = Bool(load_default=True)
 
 
 _template = fields.String(validate=validate.Length(max=MAX_TEMPLATE))
@@ -145,8 +145,9 @@ class CustomToolService:
     async def create(
         self, project_id: str, identity: Identity, data: dict[str, Any]
     ) -> dict[str, Any]:
-        """Define a tool in a project; a command tool needs the caller's code execution."""
-        tool = load(ToolFields(), data)
+        """Define a tool (`data` as ToolFields loads it) in a project; a command tool needs the
+        caller's code execution."""
+        tool = dict(data)
         _check_exec(identity, tool["kind"])
         tool = self._validated(tool)
         self._check_name(tool["name"])
@@ -185,8 +186,8 @@ class CustomToolService:
     async def update(
         self, tool_id: str, identity: Identity, changes: dict[str, Any]
     ) -> dict[str, Any]:
-        """Change some fields; the whole tool is validated again. Command tools need exec."""
-        changes = load(ToolFields(), changes, partial=True)
+        """Change some fields (`changes` as ToolChanges loads them); the whole tool is
+        validated again. Command tools need exec."""
 
         def apply() -> CustomTool:
             row = _row(tool_id)

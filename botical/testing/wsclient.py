@@ -26,7 +26,8 @@ class WsClient:
 
     def __init__(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
         self.conn = conn
-        self.frames: list[dict[str, Any]] = []  # every non-response frame, in order
+        self.frames: list[dict[str, Any]] = []  # non-response frames not yet taken, in order
+        self.received: list[dict[str, Any]] = []  # every non-response frame, taken or not
         self.close_code: int | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._arrived = asyncio.Condition()
@@ -72,6 +73,7 @@ class WsClient:
                 self._pending.pop(frame["id"]).set_result(frame)
                 continue
             async with self._arrived:
+                self.received.append(frame)
                 self.frames.append(frame)
                 self._arrived.notify_all()
 

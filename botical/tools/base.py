@@ -13,7 +13,9 @@ from marshmallow import ValidationError as SchemaError
 from botical.schema import json_schema
 
 if TYPE_CHECKING:
+    from botical.app import Botical
     from botical.auth.identity import Identity
+    from botical.config import Settings
 
 Permission = Literal["allow", "ask", "deny"]
 
@@ -39,8 +41,8 @@ class ToolContext:
     message_id: str
     run_id: str
     workspace: Path | None
-    services: Any  # the app: sessions, runner, todos... (tools reach services, never frames)
-    settings: Any
+    services: Botical  # sessions, runner, todos... (tools reach services, never frames)
+    settings: Settings
 
     def require_workspace(self) -> Path:
         """The project's directory; a tool error when the project has none."""

@@ -1,16 +1,12 @@
-"""Authentication at the upgrade (before any socket opens), Origin policy, channel checks."""
+"""Authentication at the upgrade (before any socket opens) and the Origin policy."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from tornado.httputil import HTTPServerRequest
 
 from botical.auth.identity import Authenticator, Identity, bearer_token
-from botical.errors import BoticalError, Forbidden, ValidationError
-from botical.plugins import await_me_maybe
-from botical.websocket.broadcaster import ChannelKind
 from botical.websocket.protocol import TOKEN_SUBPROTOCOL_PREFIX
 
 
@@ -42,25 +38,3 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
         return True
     parsed = urlsplit(origin)
     return bool(host) and parsed.netloc.lower() == (host or "").lower()
-
-
-def split_channel(channel: str) -> tuple[str, str]:
-    """`"session:sess_1"` -> `("session", "sess_1")`; VALIDATION_ERROR when malformed."""
-    prefix, sep, ident = channel.partition(":")
-    if not sep or not prefix or not ident:
-        raise ValidationError(details={"channel": ["Use the form kind:id."]})
-    return prefix, ident
-
-
-async def authorize_channel(
-    app: Any, identity: Identity, kinds: dict[str, ChannelKind], channel: str
-) -> None:
-    """Raise FORBIDDEN unless the identity may subscribe to `channel`."""
-    prefix, ident = split_channel(channel)
-    kind = kinds.get(prefix)
-    if kind is None:
-        raise ValidationError(details={"channel": [f"Unknown channel kind {prefix!r}."]})
-    try:
-        await await_me_maybe(kind.authorize(app, identity, ident))  # plugins may be sync
-    except BoticalError:  # NOT_FOUND included: never reveal whether the channel exists
-        raise Forbidden("You may not subscribe to this channel") from None

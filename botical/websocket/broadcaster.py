@@ -7,9 +7,11 @@ import json
 import logging
 import sys
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from marshmallow import Schema
 
 from botical.bus import Event, EventBus
 from botical.websocket.connections import Connection, ConnectionRegistry
@@ -23,14 +25,20 @@ class ChannelKind:
     """A kind of channel, `prefix:{id}`, registered through `botical_register_channels`.
 
     `route(event)` returns the ids of this kind an event belongs to; `authorize(app, identity,
-    id)` raises FORBIDDEN (or NOT_FOUND) when the identity may not subscribe.
+    id)` raises FORBIDDEN (or NOT_FOUND) when the identity may not subscribe. `events` maps the
+    name of each event the channel carries to the marshmallow schema of its data, which
+    `system.describe` publishes (a sequence of names: not described).
     """
 
     prefix: str
     route: Callable[[Event], Iterable[str]]
     authorize: Callable[..., Any]
-    events: tuple[str, ...] = ()
+    events: Mapping[str, type[Schema] | None] = field(default_factory=dict)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.events, Mapping):
+            object.__setattr__(self, "events", dict.fromkeys(self.events))
 
 
 @dataclass

@@ -4,7 +4,6 @@ keep and which is enough, never past a refusal, and never at the cost of an answ
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,8 +11,8 @@ from marshmallow import Schema, fields, validate
 
 import botical
 from botical.auth.permissions import READ, WRITE
+from botical.methods import method
 from botical.testing.wsclient import WsError
-from botical.websocket.handlers import method
 from tests.integration.ws_helpers import add_member, connect, new_project, new_session
 
 
@@ -47,8 +46,8 @@ class NowMethods:
             """Answer from the handler."""
             return {"from": "handler"}
 
-        register(note.botical_method)
-        register(broken.botical_method)
+        register(note)
+        register(broken)
 
 
 @pytest.fixture
@@ -61,10 +60,6 @@ def botical_plugins(now_methods):
     return (now_methods,)
 
 
-def caller(identity: Any) -> Any:
-    return SimpleNamespace(identity=identity)
-
-
 @pytest.mark.gen_test(timeout=30)
 async def test_memory_answers_only_once_the_callers_role_is_kept(botical_app, make_user):
     alice = await make_user("alice")
@@ -75,10 +70,10 @@ async def test_memory_answers_only_once_the_callers_role_is_kept(botical_app, ma
     dispatcher = botical_app.dispatcher
     botical_app.permissions.membership_changed()  # nothing kept yet
     params = {"sessionId": session_id, "includeMessages": True}
-    assert dispatcher.answer_now(caller(identity), "sessions.get", dict(params)) is None
+    assert dispatcher.answer_now(identity, None, "sessions.get", dict(params)) is None
 
     read = await ws.request("sessions.get", **params)  # reads, keeps the role and the result
-    now = dispatcher.answer_now(caller(identity), "sessions.get", dict(params))
+    now = dispatcher.answer_now(identity, None, "sessions.get", dict(params))
     assert now is not None and read == json.loads(now)
     assert await ws.request("sessions.get", **params) == read
 
@@ -88,7 +83,7 @@ async def test_memory_answers_only_once_the_callers_role_is_kept(botical_app, ma
         ("sessions.list", {"projectId": project_id}),  # no `now`
         ("no.such", {}),
     ]:
-        assert dispatcher.answer_now(caller(identity), name, bad) is None, (name, bad)
+        assert dispatcher.answer_now(identity, None, name, bad) is None, (name, bad)
     ws.close()
 
 

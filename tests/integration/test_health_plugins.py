@@ -17,9 +17,9 @@ BUILTIN_ROUTES = [
     "/-/plugins",
     "/api/me",
     "/api/projects",
-    "/api/projects/([a-z]+_[0-9a-z]+)",
-    "/api/projects/([a-z]+_[0-9a-z]+)/members",
-    "/api/projects/([a-z]+_[0-9a-z]+)/members/([a-z]+_[0-9a-z]+)",
+    "/api/projects/(?P<projectId>[a-z]+_[0-9a-z]+)",
+    "/api/projects/(?P<projectId>[a-z]+_[0-9a-z]+)/members",
+    "/api/projects/(?P<projectId>[a-z]+_[0-9a-z]+)/members/(?P<userId>[a-z]+_[0-9a-z]+)",
 ]
 
 

@@ -11,8 +11,8 @@ import pytest
 from marshmallow import Schema
 
 import botical
+from botical.methods import method
 from botical.testing.wsclient import WsError
-from botical.websocket.handlers import method
 from tests.integration.ws_helpers import (
     add_member,
     connect,
@@ -75,8 +75,8 @@ class SlowAndFailingMethods:
             await self.release.wait()
             return {"released": True}
 
-        register(fail.botical_method)
-        register(wait.botical_method)
+        register(fail)
+        register(wait)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def settings(**plugins):
 
 
 def routes(pm):
-    return collect(pm, "botical_register_routes", "route", _route)
+    return collect(pm, "botical_register_routes", "route", _route, methods={})
 
 
 def loaded_names(pm):

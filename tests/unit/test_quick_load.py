@@ -1,10 +1,10 @@
-"""The quick params loader gives exactly what the marshmallow schema loads, for every method
-that has one, or steps aside (None) so the schema names the errors."""
+"""The quick loader gives exactly what the marshmallow schema loads, for every built-in
+method's params and every frame schema that has one, or steps aside (None) so the schema names
+the errors: the fast path and the normal one cannot disagree."""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import random
 from typing import Any
 
@@ -12,21 +12,22 @@ import pytest
 from marshmallow import RAISE, Schema, fields, post_load, validate
 from marshmallow import ValidationError as SchemaError
 
-import botical.websocket.handlers as handlers
-from botical.schema import quick_loader
+from botical.methods import methods_of
+from botical.plugins import DEFAULT_PLUGINS
+from botical.schema import Bool, Int, quick_loader
+from botical.websocket.protocol import FRAME_SCHEMAS
 
 INVALID = object()
 
 
-def _methods() -> list[Any]:
-    found = []
-    for info in pkgutil.iter_modules(handlers.__path__):
-        module = importlib.import_module(f"{handlers.__name__}.{info.name}")
-        found.extend(handlers.methods_of(module))
+def _schemas() -> list[tuple[str, Schema]]:
+    found = [(f"frame:{kind}", schema) for kind, schema in FRAME_SCHEMAS.items()]
+    for name in DEFAULT_PLUGINS:
+        found += [(s.name, s.params()) for s in methods_of(importlib.import_module(name))]
     return found
 
 
-QUICK = [(s.name, s.params()) for s in _methods() if quick_loader(s.params()) is not None]
+QUICK = [(name, schema) for name, schema in _schemas() if quick_loader(schema) is not None]
 
 
 def _bounds(field: fields.Field) -> tuple[Any, Any, list[Any]]:
@@ -50,6 +51,8 @@ def _candidates(field: fields.Field) -> list[Any]:
     if isinstance(field, fields.Integer):
         edges = {n for b in (low, high) if b is not None for n in (b - 1, b, b + 1)}
         return [*edges, -1, 2, 50, *odd]
+    if isinstance(field, fields.Dict):
+        return [{}, {"a": [1, {"b": None}]}, *odd]
     return [True, False, "true", "false", "yes", 1, 0, *odd]  # Boolean
 
 
@@ -71,9 +74,9 @@ def _cases(schema: Schema, rng: random.Random, count: int) -> list[dict[str, Any
     return cases
 
 
-def test_most_methods_get_a_quick_loader():
-    assert len(QUICK) >= 15
-    assert "sessions.get" in dict(QUICK)
+def test_most_methods_and_the_common_frames_get_a_quick_loader():
+    assert len(QUICK) >= 20
+    assert {"sessions.get", "frame:request", "frame:ping"} <= dict(QUICK).keys()
 
 
 @pytest.mark.parametrize(("name", "schema"), QUICK, ids=[name for name, _ in QUICK])
@@ -112,14 +115,24 @@ def test_schemas_it_cannot_mirror_get_none():
     class SubclassedField(Schema):
         mail = fields.Email()
 
-    for schema in (WithHook, OtherField, OtherValidator, Renamed, SubclassedField):
+    class LenientInteger(Schema):  # would accept 1.5 and "3": only strict ones are mirrored
+        count = fields.Integer()
+
+    class LenientBoolean(Schema):  # would accept 1 and "yes": only Bool is mirrored
+        flag = fields.Boolean()
+
+    class TypedDict(Schema):
+        seqs = fields.Dict(values=fields.Integer())
+
+    cases = (WithHook, OtherField, OtherValidator, Renamed, SubclassedField, LenientInteger)
+    for schema in (*cases, LenientBoolean, TypedDict):
         assert quick_loader(schema()) is None, schema.__name__
 
 
 def test_defaults_are_filled_and_callables_called_each_time():
     class Params(Schema):
-        flag = fields.Boolean(load_default=False)
-        items = fields.Integer(load_default=lambda: 7)
+        flag = Bool(load_default=False)
+        items = Int(load_default=lambda: 7)
         name = fields.String(required=True, allow_none=True)
 
     quick = quick_loader(Params())

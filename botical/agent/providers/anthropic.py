@@ -25,7 +25,7 @@ from botical.agent.providers.base import (
 )
 from botical.agent.providers.sdk import MALFORMED, SdkProvider, plain
 from botical.errors import ProviderError
-from botical.hookspecs import Register, hookimpl
+from botical.hookspecs import RegisterProvider, hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,6 @@ def wire_tool(tool: ToolSpec) -> dict[str, Any]:
 
 
 @hookimpl
-def botical_register_providers(register: Register) -> None:
+def botical_register_providers(register: RegisterProvider) -> None:
     """Register the Anthropic provider."""
     register(AnthropicProvider)

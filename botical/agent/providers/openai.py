@@ -25,7 +25,7 @@ from botical.agent.providers.base import (
 )
 from botical.agent.providers.sdk import MALFORMED, SdkProvider, plain
 from botical.errors import ProviderError
-from botical.hookspecs import Register, hookimpl
+from botical.hookspecs import RegisterProvider, hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,6 @@ def api_message(body: object) -> str:
 
 
 @hookimpl
-def botical_register_providers(register: Register) -> None:
+def botical_register_providers(register: RegisterProvider) -> None:
     """Register the OpenAI-compatible provider."""
     register(OpenAIProvider)

@@ -15,13 +15,17 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from botical import hookimpl
-from botical.auth.identity import Identity
-from botical.auth.permissions import READ, WRITE
-from botical.bus import Event
-from botical.ids import check_id
-from botical.websocket.broadcaster import ChannelKind
-from botical.websocket.handlers import MethodContext, method, register_module
+from botical import (
+    READ,
+    WRITE,
+    ChannelKind,
+    Event,
+    Identity,
+    MethodContext,
+    check_id,
+    hookimpl,
+    method,
+)
 
 NOTE_EVENT = "example.note"
 # A short slug. `(?!\n)` because Python's `$` also matches before a final newline; the pattern
@@ -34,8 +38,8 @@ class EchoParams(Schema):
 
 
 class EchoResult(Schema):
-    text = fields.String()
-    user = fields.String(metadata={"description": "the caller's user id"})
+    text = fields.String(required=True)
+    user = fields.String(required=True, metadata={"description": "the caller's user id"})
 
 
 class PublishParams(Schema):
@@ -48,9 +52,11 @@ class PublishParams(Schema):
 
 
 class Note(Schema):
-    topic = fields.String()
-    message = fields.String()
-    by = fields.String(metadata={"description": "the user id of whoever published it"})
+    topic = fields.String(required=True)
+    message = fields.String(required=True)
+    by = fields.String(
+        required=True, metadata={"description": "the user id of whoever published it"}
+    )
 
 
 @method("example.echo", EchoParams, EchoResult, role=None, scope=None)
@@ -80,13 +86,13 @@ async def _authorize(app: Any, identity: Identity, project_id: str) -> None:
 
 
 EXAMPLE_CHANNEL = ChannelKind(
-    "example", _route, _authorize, (NOTE_EVENT,), "Notes published with example.publish"
+    "example", _route, _authorize, {NOTE_EVENT: Note}, "Notes published with example.publish"
 )
 
 
 @hookimpl
 def botical_register_methods(register) -> None:
-    register_module(register, sys.modules[__name__])
+    register(sys.modules[__name__])
 
 
 @hookimpl

@@ -26,7 +26,7 @@ from botical.client import (
     Unauthorized,
     ValidationFailed,
 )
-from botical.websocket.handlers import MethodSpec
+from botical.methods import MethodSpec
 
 SLOW_WORDS = " ".join(f"word{n:02d}" for n in range(40))  # 40 deltas, 50 ms apart
 MISSING_SESSION = "sess_00000000000000000000000000"
@@ -345,7 +345,7 @@ async def test_a_revoked_token_closes_the_client_for_good(botical_app, make_user
     session_id = await _session(client)
     events = await client.subscribe(f"session:{session_id}")
     await botical_app.tokens.revoke(alice.token)
-    await botical_app.ws.revalidate()
+    await botical_app.lifecycle.revalidate()
     with pytest.raises(Unauthorized):
         await events.next(timeout=5)
     assert client.state is ConnectionState.CLOSED

@@ -179,7 +179,7 @@ async def test_a_disabled_tool_is_not_offered_and_is_unknown(chat):
     assert (disabled.status, disabled.body["enabled"]) == (200, False)
     listed = await chat.person.api.get(f"/api/projects/{project_id}/tools")
     assert "greet" not in {t["name"] for t in listed.body["items"]}
-    everything = await chat.person.api.get(f"/api/projects/{project_id}/tools?includeDisabled=1")
+    everything = await chat.person.api.get(f"/api/projects/{project_id}/tools?includeDisabled=true")
     (shown,) = [t for t in everything.body["items"] if t["name"] == "greet"]
     assert (shown["id"], shown["enabled"]) == (greet["id"], False)
     result = result_of(await auto.answer(call("greet", {"who": "nobody"})))

@@ -6,9 +6,10 @@ import pytest
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from botical.errors import Forbidden, NotFound, ValidationError
-from botical.websocket.auth import authorize_channel, origin_allowed, request_credential
+from botical.websocket.auth import origin_allowed, request_credential
 from botical.websocket.broadcaster import ChannelKind
-from botical.websocket.handlers.subscribe import BUILTIN_CHANNELS
+from botical.websocket.channels import BUILTIN_CHANNELS
+from botical.websocket.subscriptions import authorize_channel
 from tests.unit.websocket.fakes import identity
 
 HOST = "127.0.0.1:4096"

@@ -9,8 +9,8 @@ import pytest
 
 from botical.bus import Event, EventBus
 from botical.websocket.broadcaster import Broadcaster
+from botical.websocket.channels import BUILTIN_CHANNELS
 from botical.websocket.connections import ConnectionRegistry
-from botical.websocket.handlers.subscribe import BUILTIN_CHANNELS
 from tests.unit.websocket.fakes import FakeTransport, make_connection
 
 PRJ, SESS, USR = "prj_1", "sess_1", "usr_1"

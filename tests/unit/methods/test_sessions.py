@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from botical.ids import new_id
-from tests.unit.websocket.handlers.helpers import add_member, fails, new_project, run_finished
+from tests.unit.methods.helpers import add_member, fails, new_project, run_finished
 
 
 async def _owner(make_user, connect):
@@ -33,7 +33,8 @@ async def test_create_returns_the_new_session(make_user, connect):
     assert session["createdBy"] == alice.id
     assert session["usage"] == {"inputTokens": 0, "outputTokens": 0, "cost": 0.0}
     assert "messages" not in session
-    assert await ws.request("sessions.get", sessionId=session["id"]) == session
+    idle = {"status": "idle", "runId": None}
+    assert await ws.request("sessions.get", sessionId=session["id"]) == {**session, "run": idle}
 
 
 @pytest.mark.gen_test
@@ -166,7 +167,8 @@ async def test_update_changes_title_agent_and_model(make_user, connect):
     )
     assert (updated["title"], updated["agent"], updated["model"]) == ("new", "explore", "echo")
     assert updated["updatedAt"] >= session["updatedAt"]
-    assert await ws.request("sessions.get", sessionId=session["id"]) == updated
+    read = await ws.request("sessions.get", sessionId=session["id"])
+    assert read == {**updated, "run": {"status": "idle", "runId": None}}
     cleared = await ws.request("sessions.update", sessionId=session["id"], model=None)
     assert (cleared["title"], cleared["model"]) == ("new", None)
 

@@ -1,62 +1,65 @@
-"""sessions.*: create, list, get, update, archive, sync."""
+"""sessions.*: create, list, get, update, archive, sync; and the `session` scope."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, fields, validate
 
 from botical.auth.permissions import READ, WRITE
 from botical.hookspecs import hookimpl
 from botical.ids import check_id
-from botical.jsonout import JSONText
+from botical.jsonout import JSONText, dumps
+from botical.methods import MethodContext, Scope, method, rest
+from botical.methods import results as r
+from botical.schema import Bool, Int
 from botical.services.pagination import MAX_LIMIT
-from botical.websocket.handlers import MethodContext, method, register_module
-from botical.websocket.handlers import results as r
 
-_project = fields.String(required=True, validate=validate.Length(max=40))
-_session = fields.String(required=True, validate=validate.Length(max=40))
-_title = fields.String(validate=validate.Length(max=500))
-_agent = fields.String(validate=validate.Length(min=1, max=64))
-_model = fields.String(validate=validate.Length(min=1, max=200), allow_none=True)
+if TYPE_CHECKING:
+    from botical.app import Botical
+
+PROJECT = fields.String(required=True, validate=validate.Length(max=40))
+SESSION = fields.String(required=True, validate=validate.Length(max=40))
+TITLE = fields.String(validate=validate.Length(max=500))
+AGENT = fields.String(validate=validate.Length(min=1, max=64))
+MODEL = fields.String(validate=validate.Length(min=1, max=200), allow_none=True)
+LIMIT = Int(validate=validate.Range(min=1, max=MAX_LIMIT))
+CURSOR = fields.String(validate=validate.Length(max=200))
 
 
 class CreateParams(Schema):
-    projectId = _project
-    title = _title
-    agent = _agent
+    projectId = PROJECT
+    title = TITLE
+    agent = AGENT
     parentId = fields.String(validate=validate.Length(max=40))
-    model = _model
+    model = MODEL
 
 
 class ListParams(Schema):
-    projectId = _project
+    projectId = PROJECT
     status = fields.String(validate=validate.OneOf(["active", "archived"]))
-    limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT))
-    cursor = fields.String(validate=validate.Length(max=200))
+    limit = LIMIT
+    cursor = CURSOR
 
 
 class GetParams(Schema):
-    sessionId = _session
-    includeMessages = fields.Boolean(load_default=False)
+    sessionId = SESSION
+    includeMessages = Bool(load_default=False)
 
 
 class UpdateParams(Schema):
-    sessionId = _session
-    title = _title
-    agent = _agent
-    model = _model
+    sessionId = SESSION
+    title = TITLE
+    agent = AGENT
+    model = MODEL
 
 
 class SessionParams(Schema):
-    sessionId = _session
+    sessionId = SESSION
 
 
-class SyncParams(Schema):
-    sessionId = _session
-
-
+@rest("POST /api/projects/{projectId}/sessions", 201)
 @method("sessions.create", CreateParams, r.SessionResult, role=WRITE)
 async def create(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a session in a project."""
@@ -72,7 +75,8 @@ async def create(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@method("sessions.list", ListParams, r.SessionPage, role=READ)
+@rest("GET /api/projects/{projectId}/sessions")
+@method("sessions.list", ListParams, r.page_of(r.SessionResult), role=READ)
 async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """List a project's sessions, newest first, with cursor paging."""
     return await ctx.app.sessions.list(
@@ -80,16 +84,25 @@ async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _with_run(ctx: MethodContext, session_id: str, session: JSONText) -> JSONText:
+    """The encoded session with its run status (which the read cache does not hold)."""
+    return JSONText(f'{{"run":{dumps(ctx.app.runner.status(session_id))},{session[1:]}')
+
+
 def _cached(ctx: MethodContext, p: dict[str, Any]) -> JSONText | None:
-    return ctx.app.sessions.cached_json(p["sessionId"], p["includeMessages"])
+    found = ctx.app.sessions.cached_json(p["sessionId"], p["includeMessages"])
+    return _with_run(ctx, p["sessionId"], found) if found is not None else None
 
 
-@method("sessions.get", GetParams, r.SessionResult, role=READ, scope="session", now=_cached)
+@rest("GET /api/sessions/{sessionId}")
+@method("sessions.get", GetParams, r.SessionRead, role=READ, scope="session", now=_cached)
 async def get(ctx: MethodContext, p: dict[str, Any]) -> JSONText:
-    """Get a session, with its messages and parts when asked."""
-    return await ctx.app.sessions.get_json(p["sessionId"], p["includeMessages"])
+    """Get a session and its run status, with its messages and parts when asked."""
+    found = await ctx.app.sessions.get_json(p["sessionId"], p["includeMessages"])
+    return _with_run(ctx, p["sessionId"], found)
 
 
+@rest("PATCH /api/sessions/{sessionId}")
 @method("sessions.update", UpdateParams, r.SessionResult, role=WRITE, scope="session")
 async def update(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change a session's title, agent or model."""
@@ -97,6 +110,7 @@ async def update(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     return await ctx.app.sessions.update(p["sessionId"], changes)
 
 
+@rest("POST /api/sessions/{sessionId}/archive")
 @method("sessions.archive", SessionParams, r.SessionResult, role=WRITE, scope="session")
 async def archive(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Archive a session (its run, if any, is cancelled)."""
@@ -104,7 +118,7 @@ async def archive(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     return await ctx.app.sessions.archive(p["sessionId"])
 
 
-@method("sessions.sync", SyncParams, r.SyncResult, role=READ, scope="session")
+@method("sessions.sync", SessionParams, r.SyncResult, role=READ, scope="session")
 async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Return the whole state of a session and the channel seq it is consistent with."""
     app = ctx.app
@@ -122,13 +136,25 @@ async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     return {
         "session": session,
         "messages": messages,
-        "todos": await app.todos_for(session_id),
+        "todos": await app.todos.list(session_id),
         "pendingApprovals": await app.approvals.pending(session_id),
         "status": app.runner.status(session_id),
         "seq": seq,
     }
 
 
+async def _session_project(app: Botical, session_id: str, cached_only: bool) -> str:
+    return await app.permissions.session_project(session_id, cached_only)
+
+
+SESSION_SCOPE = Scope("session", "sessionId", "sess", _session_project, "Session not found")
+
+
+@hookimpl
+def botical_register_scopes(register) -> None:
+    register(SESSION_SCOPE)
+
+
 @hookimpl
 def botical_register_methods(register) -> None:
-    register_module(register, sys.modules[__name__])
+    register(sys.modules[__name__])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.unit.websocket.handlers.helpers import add_member, fails, new_project
+from tests.unit.methods.helpers import add_member, fails, new_project
 
 PLAN = [
     {"content": "Plan", "activeForm": "Planning", "status": "in_progress"},

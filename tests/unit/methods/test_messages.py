@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from botical.ids import new_id
-from tests.unit.websocket.handlers.helpers import add_member, fails, new_project, run_finished
+from tests.unit.methods.helpers import add_member, fails, new_project, run_finished
 
 SLOW = "/slow " + "word " * 60  # about three seconds of streaming: long enough to act mid-run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.websocket.handlers.helpers import add_member, fails, new_project
+from tests.unit.methods.helpers import add_member, fails, new_project
 
 AGENT_KEYS = {"name", "description", "prompt", "model", "tools", "maxSteps", "rules", "builtin"}
 

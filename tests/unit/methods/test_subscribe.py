@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from botical.ids import new_id
-from tests.unit.websocket.handlers.helpers import add_member, new_project
+from tests.unit.methods.helpers import add_member, new_project
 
 MAX_CHANNELS = 4
 

@@ -9,48 +9,41 @@ from marshmallow import Schema, fields, validate
 
 from botical.auth.permissions import READ, WRITE
 from botical.hookspecs import hookimpl
+from botical.methods import MethodContext, method, rest
+from botical.methods import results as r
+from botical.methods.sessions import SESSION
 from botical.services.todos import MAX_ITEMS
 from botical.tools.todos import TodoItem
-from botical.websocket.handlers import MethodContext, method, register_module
-
-_session = fields.String(required=True, validate=validate.Length(max=40))
 
 
 class GetParams(Schema):
-    sessionId = _session
+    sessionId = SESSION
 
 
 class UpdateParams(Schema):
-    sessionId = _session
+    sessionId = SESSION
     todos = fields.List(
         fields.Nested(TodoItem), required=True, validate=validate.Length(max=MAX_ITEMS)
     )
 
 
-class TodoResult(Schema):
-    id = fields.String()
-    content = fields.String()
-    activeForm = fields.String()
-    status = fields.String()
-    position = fields.Integer()
+TodoList = r.page_of(r.TodoResult)
 
 
-class TodoList(Schema):
-    items = fields.List(fields.Nested(TodoResult))
-
-
+@rest("GET /api/sessions/{sessionId}/todos")
 @method("todos.get", GetParams, TodoList, role=READ, scope="session")
 async def get(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Get a session's todo list."""
-    return {"items": await ctx.app.todos.list(p["sessionId"])}
+    return {"items": await ctx.app.todos.list(p["sessionId"]), "nextCursor": None}
 
 
+@rest("PUT /api/sessions/{sessionId}/todos")
 @method("todos.update", UpdateParams, TodoList, role=WRITE, scope="session")
 async def update(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Replace a session's todo list (at most one item in_progress)."""
-    return {"items": await ctx.app.todos.replace(p["sessionId"], p["todos"])}
+    return {"items": await ctx.app.todos.replace(p["sessionId"], p["todos"]), "nextCursor": None}
 
 
 @hookimpl
 def botical_register_methods(register) -> None:
-    register_module(register, sys.modules[__name__])
+    register(sys.modules[__name__])

@@ -8,28 +8,94 @@ import pytest
 from marshmallow import Schema, fields, validate
 
 import botical
+from botical.methods import method
 from botical.websocket.broadcaster import ChannelKind
-from botical.websocket.handlers import method
 
 BUILTIN_METHODS = {
-    "sessions.create": ("member", "botical.websocket.handlers.sessions"),
-    "sessions.list": ("viewer", "botical.websocket.handlers.sessions"),
-    "sessions.get": ("viewer", "botical.websocket.handlers.sessions"),
-    "sessions.update": ("member", "botical.websocket.handlers.sessions"),
-    "sessions.archive": ("member", "botical.websocket.handlers.sessions"),
-    "sessions.sync": ("viewer", "botical.websocket.handlers.sessions"),
-    "messages.list": ("viewer", "botical.websocket.handlers.messages"),
-    "messages.send": ("member", "botical.websocket.handlers.messages"),
-    "messages.cancel": ("member", "botical.websocket.handlers.messages"),
-    "messages.retry": ("member", "botical.websocket.handlers.messages"),
-    "agents.list": ("viewer", "botical.websocket.handlers.agents"),
-    "agents.get": ("viewer", "botical.websocket.handlers.agents"),
-    "tools.list": ("viewer", "botical.websocket.handlers.tools"),
-    "tools.approve": ("member", "botical.websocket.handlers.tools"),
-    "tools.reject": ("member", "botical.websocket.handlers.tools"),
-    "tools.pending": ("viewer", "botical.websocket.handlers.tools"),
-    "subscriptions.list": (None, "botical.websocket.handlers.subscribe"),
-    "system.describe": (None, "botical.websocket.handlers.system"),
+    "projects.list": (None, "botical.methods.projects", "GET /api/projects"),
+    "projects.create": (None, "botical.methods.projects", "POST /api/projects"),
+    "projects.get": ("viewer", "botical.methods.projects", "GET /api/projects/{projectId}"),
+    "projects.update": ("admin", "botical.methods.projects", "PATCH /api/projects/{projectId}"),
+    "projects.delete": ("owner", "botical.methods.projects", "DELETE /api/projects/{projectId}"),
+    "members.list": ("viewer", "botical.methods.projects", "GET /api/projects/{projectId}/members"),
+    "members.add": ("admin", "botical.methods.projects", "POST /api/projects/{projectId}/members"),
+    "members.update": (
+        "admin",
+        "botical.methods.projects",
+        "PATCH /api/projects/{projectId}/members/{userId}",
+    ),
+    "members.remove": (
+        "viewer",
+        "botical.methods.projects",
+        "DELETE /api/projects/{projectId}/members/{userId}",
+    ),
+    "sessions.create": (
+        "member",
+        "botical.methods.sessions",
+        "POST /api/projects/{projectId}/sessions",
+    ),
+    "sessions.list": (
+        "viewer",
+        "botical.methods.sessions",
+        "GET /api/projects/{projectId}/sessions",
+    ),
+    "sessions.get": ("viewer", "botical.methods.sessions", "GET /api/sessions/{sessionId}"),
+    "sessions.update": ("member", "botical.methods.sessions", "PATCH /api/sessions/{sessionId}"),
+    "sessions.archive": (
+        "member",
+        "botical.methods.sessions",
+        "POST /api/sessions/{sessionId}/archive",
+    ),
+    "sessions.sync": ("viewer", "botical.methods.sessions", None),
+    "messages.list": (
+        "viewer",
+        "botical.methods.messages",
+        "GET /api/sessions/{sessionId}/messages",
+    ),
+    "messages.send": (
+        "member",
+        "botical.methods.messages",
+        "POST /api/sessions/{sessionId}/messages",
+    ),
+    "messages.cancel": (
+        "member",
+        "botical.methods.messages",
+        "POST /api/sessions/{sessionId}/cancel",
+    ),
+    "messages.retry": (
+        "member",
+        "botical.methods.messages",
+        "POST /api/sessions/{sessionId}/retry",
+    ),
+    "agents.list": ("viewer", "botical.methods.agents", "GET /api/projects/{projectId}/agents"),
+    "agents.get": (
+        "viewer",
+        "botical.methods.agents",
+        "GET /api/projects/{projectId}/agents/{name}",
+    ),
+    "agents.create": ("admin", "botical.methods.agents", "POST /api/projects/{projectId}/agents"),
+    "agents.delete": (
+        "admin",
+        "botical.methods.agents",
+        "DELETE /api/projects/{projectId}/agents/{name}",
+    ),
+    "tools.list": ("viewer", "botical.methods.tools", "GET /api/projects/{projectId}/tools"),
+    "tools.create": ("admin", "botical.methods.tools", "POST /api/projects/{projectId}/tools"),
+    "tools.get": ("viewer", "botical.methods.tools", "GET /api/tools/{toolId}"),
+    "tools.update": ("admin", "botical.methods.tools", "PATCH /api/tools/{toolId}"),
+    "tools.delete": ("admin", "botical.methods.tools", "DELETE /api/tools/{toolId}"),
+    "tools.approve": (
+        "member",
+        "botical.methods.tools",
+        "POST /api/approvals/{approvalId}/approve",
+    ),
+    "tools.reject": ("member", "botical.methods.tools", "POST /api/approvals/{approvalId}/reject"),
+    "tools.pending": ("viewer", "botical.methods.tools", "GET /api/sessions/{sessionId}/approvals"),
+    "todos.get": ("viewer", "botical.methods.todos", "GET /api/sessions/{sessionId}/todos"),
+    "todos.update": ("member", "botical.methods.todos", "PUT /api/sessions/{sessionId}/todos"),
+    "users.me": (None, "botical.methods.users", "GET /api/me"),
+    "subscriptions.list": (None, "botical.websocket.channels", None),
+    "system.describe": (None, "botical.methods.system", None),
 }
 
 # DESIGN.md section 3, "Channels and events".
@@ -70,7 +136,7 @@ def _probe_plugin() -> types.ModuleType:
 
     @botical.hookimpl
     def botical_register_methods(register):
-        register(shout.botical_method)
+        register(shout)
 
     @botical.hookimpl
     def botical_register_channels(register):
@@ -107,10 +173,12 @@ async def test_describe_lists_every_registered_method(botical_app, make_user, co
 async def test_each_builtin_method_has_its_role_plugin_and_schemas(make_user, connect):
     described, _ = await _describe(make_user, connect)
     by_name = {m["name"]: m for m in described["methods"]}
-    for name, (role, plugin) in BUILTIN_METHODS.items():
+    for name, (role, plugin, route) in BUILTIN_METHODS.items():
         entry = by_name[name]
-        assert set(entry) == {"name", "description", "role", "params", "result", "plugin"}
+        assert set(entry) == {"name", "description", "role", "params", "result", "rest", "plugin"}
         assert (entry["role"], entry["plugin"]) == (role, plugin), name
+        rest = entry["rest"] and f"{entry['rest']['verb']} {entry['rest']['path']}"
+        assert rest == route, name
         assert entry["description"], name
         assert entry["params"]["type"] == "object", name
         assert entry["params"]["additionalProperties"] is False, name
@@ -167,9 +235,10 @@ async def test_a_plugins_method_is_described_and_callable(make_user, connect):
             "properties": {"text": {"type": "string"}},
             "additionalProperties": False,
         },
+        "rest": None,
         "plugin": probe["plugin"],
     }
-    assert probe["plugin"] not in {p for _, p in BUILTIN_METHODS.values()}
+    assert probe["plugin"] not in {p for _, p, _ in BUILTIN_METHODS.values()}
     assert await ws.request("probe.shout", text="hi", times=2) == {"text": "HIHI"}
 
 
@@ -184,7 +253,7 @@ async def test_describe_lists_the_channels_with_their_events(make_user, connect)
     assert not {"message.created", "part.updated"} & set(by_pattern["user:{id}"]["events"])
     for pattern in ("session:{id}", "project:{id}", "user:{id}"):
         channel = by_pattern[pattern]
-        assert channel["plugin"] == "botical.websocket.handlers.subscribe"
+        assert channel["plugin"] == "botical.websocket.channels"
         assert channel["description"]
     assert by_pattern["probe:{id}"]["events"] == ["probe.ping"]
     assert by_pattern["probe:{id}"]["description"] == "Probes"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from botical.ids import new_id
-from tests.unit.websocket.handlers.helpers import add_member, fails, new_project, run_finished
+from tests.unit.methods.helpers import add_member, fails, new_project, run_finished
 
 BUILTIN_TOOLS = {"read", "write", "edit", "glob", "grep", "bash", "task"}
 

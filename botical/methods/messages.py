@@ -10,39 +10,40 @@ from marshmallow import Schema, fields, validate
 from botical.auth.permissions import READ, WRITE
 from botical.hookspecs import hookimpl
 from botical.ids import check_id
-from botical.services.pagination import MAX_LIMIT
-from botical.websocket.handlers import MethodContext, method, register_module
-from botical.websocket.handlers import results as r
+from botical.methods import MethodContext, method, rest
+from botical.methods import results as r
+from botical.methods.sessions import AGENT, CURSOR, LIMIT, SESSION
 
-_session = fields.String(required=True, validate=validate.Length(max=40))
 MAX_CONTENT = 200_000
+MESSAGE = fields.String(validate=validate.Length(max=40))
 
 
 class ListParams(Schema):
-    sessionId = _session
-    after = fields.String(validate=validate.Length(max=40))
-    limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT))
-    cursor = fields.String(validate=validate.Length(max=200))
+    sessionId = SESSION
+    after = MESSAGE
+    limit = LIMIT
+    cursor = CURSOR
 
 
 class SendParams(Schema):
-    sessionId = _session
+    sessionId = SESSION
     content = fields.String(required=True, validate=validate.Length(min=1, max=MAX_CONTENT))
-    agent = fields.String(validate=validate.Length(min=1, max=64))
+    agent = AGENT
     model = fields.String(validate=validate.Length(min=1, max=200))
     idempotencyKey = fields.String(validate=validate.Length(min=1, max=128))
 
 
 class SessionParams(Schema):
-    sessionId = _session
+    sessionId = SESSION
 
 
 class RetryParams(Schema):
-    sessionId = _session
-    messageId = fields.String(validate=validate.Length(max=40))
+    sessionId = SESSION
+    messageId = MESSAGE
 
 
-@method("messages.list", ListParams, r.MessagePage, role=READ, scope="session")
+@rest("GET /api/sessions/{sessionId}/messages")
+@method("messages.list", ListParams, r.page_of(r.MessageResult), role=READ, scope="session")
 async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """List a session's messages with their parts, oldest first."""
     if "after" in p:
@@ -52,6 +53,7 @@ async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+@rest("POST /api/sessions/{sessionId}/messages", 202)
 @method("messages.send", SendParams, r.SendResult, role=WRITE, scope="session")
 async def send(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Send a message; answers at once with the message and run id, the answer streams."""
@@ -66,12 +68,14 @@ async def send(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+@rest("POST /api/sessions/{sessionId}/cancel")
 @method("messages.cancel", SessionParams, r.CancelResult, role=WRITE, scope="session")
 async def cancel(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Cancel the session's run."""
     return await ctx.app.runner.cancel(p["sessionId"])
 
 
+@rest("POST /api/sessions/{sessionId}/retry", 202)
 @method("messages.retry", RetryParams, r.RunResult, role=WRITE, scope="session")
 async def retry(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """Answer a user message again (the last one by default)."""
@@ -84,4 +88,4 @@ async def retry(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
 
 @hookimpl
 def botical_register_methods(register) -> None:
-    register_module(register, sys.modules[__name__])
+    register(sys.modules[__name__])
