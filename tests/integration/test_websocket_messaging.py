@@ -304,6 +304,25 @@ async def test_rate_limit_abuse_closes_with_4029(botical_app, make_user):
     assert await ws.closed() == 4029
 
 
+@_limits(max_inflight=1, abuse_limit=2)
+@pytest.mark.gen_test
+async def test_refusals_count_over_the_connections_life_not_in_a_row(
+    botical_app, make_user, test_methods
+):
+    _, ws = await _alice(botical_app, make_user)
+    for round_ in (1, 2):  # a refusal, then accepted frames: the count goes on
+        ws.send_raw(_wait_frame(f"w{round_}"))
+        with pytest.raises(WsError) as refused:
+            await ws.request("subscriptions.list")
+        assert refused.value.code == "RATE_LIMITED"
+        test_methods.release.set()
+        assert (await _response(ws, f"w{round_}"))["result"] == {"released": True}
+        test_methods._release = None  # the next test.wait blocks again
+    ws.send_raw(_wait_frame("w3"))
+    ws.send_raw({"type": "request", "id": "third", "method": "subscriptions.list"})
+    assert await ws.closed() == 4029
+
+
 @pytest.mark.gen_test
 async def test_frame_larger_than_max_message_size_closes_with_1009(botical_app, make_user):
     _, ws = await _alice(botical_app, make_user)
