@@ -206,8 +206,8 @@ class Botical:
     def _open_auth(self, secret: str) -> None:
         auth = self.settings.auth
         self.users = UserService(self.db)
-        self.tokens = TokenService(secret, self.db, auth.token_ttl, auth.max_token_ttl)
-        self.apikeys = ApiKeyService(self.db, auth.apikey_touch_interval)
+        self.tokens = TokenService(secret, self.db, auth.token_ttl, auth.max_token_ttl, self.bus)
+        self.apikeys = ApiKeyService(self.db, auth.apikey_touch_interval, self.bus)
         self.auth = Authenticator(self.db, self.tokens, self.apikeys)
         self.permissions = Permissions(self.db, auth.role_cache_ttl)
         for name in ("member.*", "project.deleted"):

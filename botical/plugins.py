@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "botical.methods.tools",
     "botical.methods.todos",
     "botical.methods.users",
+    "botical.methods.credentials",
     "botical.methods.system",
 )
 

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from botical.auth.tokens import revoked
+from botical.bus import EventBus
 from botical.db import Database, now_ms
 from botical.db.models import ApiKey, Project, User
 from botical.errors import NotFound, Unauthorized
@@ -44,9 +46,10 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
 class ApiKeyService:
     """Creates, verifies and revokes API keys."""
 
-    def __init__(self, db: Database, touch_interval: int = 60) -> None:
+    def __init__(self, db: Database, touch_interval: int = 60, bus: EventBus | None = None) -> None:
         self._db = db
         self._touch_ms = touch_interval * 1000
+        self._bus = bus
 
     async def create(
         self, user_id: str, project_id: str | None = None, name: str = ""
@@ -99,7 +102,8 @@ class ApiKeyService:
         )
 
     async def revoke(self, key_id: str, user_id: str | None = None) -> dict[str, Any]:
-        """Revoke a key (only the owner's when `user_id` is given); revoking twice is harmless."""
+        """Revoke a key (only the owner's when `user_id` is given); revoking twice is harmless.
+        Announces `credential.revoked`, so the key's open sockets close at once."""
 
         def update() -> ApiKey:
             query = ApiKey.select().where(ApiKey.id == key_id)
@@ -113,7 +117,10 @@ class ApiKeyService:
                 key.save()
             return key
 
-        return key_to_dict(await self._db.atomic(update))
+        key = key_to_dict(await self._db.atomic(update))
+        if self._bus is not None:
+            self._bus.publish(revoked("apikey", key["id"], key["userId"]))
+        return key
 
     async def list_for(self, user_id: str) -> list[dict[str, Any]]:
         """The user's keys, newest first."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 
+from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
 from botical.db.models import RevokedToken
 from botical.errors import ConfigError, Unauthorized
@@ -33,11 +34,19 @@ class IssuedToken:
 class TokenService:
     """Issues, verifies and revokes access tokens."""
 
-    def __init__(self, secret: str, db: Database, default_ttl: int, max_ttl: int) -> None:
+    def __init__(
+        self,
+        secret: str,
+        db: Database,
+        default_ttl: int,
+        max_ttl: int,
+        bus: EventBus | None = None,
+    ) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"the server secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
         self._db = db
+        self._bus = bus
         self.default_ttl = default_ttl
         self.max_ttl = max_ttl
 
@@ -86,8 +95,22 @@ class TokenService:
     async def revoke(self, token: str) -> str:
         """Revoke a (still valid) token; return its `jti`."""
         claims = self.decode(token)
-        await self._db.atomic(_store_revocation, claims["jti"], claims["sub"], claims["exp"] * 1000)
+        await self.revoke_jti(claims["jti"], claims["sub"], claims["exp"] * 1000)
         return claims["jti"]
+
+    async def revoke_jti(self, jti: str, user_id: str, expires_at: int) -> None:
+        """Revoke the token with this `jti`, and announce it (`credential.revoked`) so that
+        its open sockets close at once."""
+        await self._db.atomic(_store_revocation, jti, user_id, expires_at)
+        if self._bus is not None:
+            self._bus.publish(revoked("token", jti, user_id))
+
+
+def revoked(kind: str, credential_id: str, user_id: str) -> Event:
+    """The event of a token's or API key's revocation (not sent to clients)."""
+    return Event(
+        "credential.revoked", {"kind": kind, "credentialId": credential_id}, user_id=user_id
+    )
 
 
 def _store_revocation(jti: str, user_id: str, expires_at: int) -> None:

@@ -277,8 +277,19 @@ class MeResult(Schema):
     auth = one(AuthResult)
 
 
+class ApiKeyResult(Schema):
+    id = string()
+    name = string()
+    hint = string(metadata={"description": "the first characters of the key"})
+    userId = string()
+    projectId = maybe(string())
+    createdAt = ms()
+    lastUsedAt = maybe(ms())
+    revokedAt = maybe(ms())
+
+
 class Nothing(Schema):
-    """No result: `null` (REST answers 204)."""
+    """No result: `null` (REST answers 204); `system.describe` publishes `{"type": "null"}`."""
 
 
 # -- events ---------------------------------------------------------------------------------

@@ -35,10 +35,16 @@ def describe_method(spec: MethodSpec, plugin: str) -> dict[str, Any]:
         "description": spec.doc,
         "role": spec.role.label if spec.role else None,
         "params": json_schema(spec.params),
-        "result": json_schema(spec.result) if spec.result else None,
+        "result": _result_schema(spec),
         "rest": {"verb": route.verb, "path": route.path, "status": route.status} if route else None,
         "plugin": plugin,
     }
+
+
+def _result_schema(spec: MethodSpec) -> dict[str, Any] | None:
+    if spec.result is r.Nothing:
+        return {"type": "null", "description": "no result (over REST: 204 No Content)"}
+    return json_schema(spec.result) if spec.result else None
 
 
 def _events(ctx: MethodContext) -> list[dict[str, Any]]:

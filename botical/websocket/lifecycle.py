@@ -37,6 +37,17 @@ class ConnectionService:
         self._revalidator = asyncio.create_task(self._revalidate_loop())
         for name in ("member.*", "project.deleted"):
             self.app.bus.subscribe(name, self._membership_changed)
+        self.app.bus.subscribe("credential.revoked", self._credential_revoked)
+
+    def _credential_revoked(self, event: Event) -> None:
+        """A token or key was revoked: close (4001) the sockets that use it, now (on the next
+        loop turn, so that a request that revoked its own credential is answered first)."""
+        revoked = (event.data["kind"], event.data["credentialId"])
+        loop = asyncio.get_running_loop()
+        for connection in self.app.connections.for_user(event.user_id or ""):
+            identity = connection.identity
+            if (identity.kind, identity.credential_id) == revoked:
+                loop.call_soon(connection.close, protocol.CLOSE_AUTH, "Credential revoked")
 
     def _membership_changed(self, event: Event) -> Any:
         """A user's access changed: recheck each channel their sockets are subscribed to."""
