@@ -187,7 +187,9 @@ async def test_each_builtin_method_has_its_role_plugin_and_schemas(make_user, co
         assert entry["params"]["type"] == "object", name
         assert entry["params"]["additionalProperties"] is False, name
         assert entry["result"]["type"] == (
-            "null" if route and route.startswith("DELETE") or name == "tokens.revoke" else "object"
+            "null"
+            if (route and route.startswith("DELETE")) or name == "tokens.revoke"
+            else "object"
         ), name
 
 
