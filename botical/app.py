@@ -20,7 +20,9 @@ import tornado.web
 
 from botical.agent.catalog import Catalog
 from botical.agent.providers.base import Provider, ProviderConfig
-from botical.agent.runner import Runner, RunServices
+from botical.agent.runner import Runner
+from botical.agent.runs import RunBook, RunLeases
+from botical.agent.steps import RunServices, Steps
 from botical.auth.apikeys import ApiKeyService
 from botical.auth.identity import Authenticator
 from botical.auth.permissions import Permissions
@@ -30,6 +32,7 @@ from botical.config import Settings, read_secret
 from botical.db import Database
 from botical.db.migrations import migrate
 from botical.http.base import NotFoundHandler, log_request
+from botical.ids import new_id
 from botical.methods import MethodSpec, Scope, methods_of
 from botical.methods.dispatch import Dispatcher
 from botical.plugins import (
@@ -166,6 +169,7 @@ class Botical:
 
     def __init__(self, settings: Settings, plugins: tuple[object, ...] = ()) -> None:
         self.settings = settings
+        self.node = new_id("node")  # this process, among the nodes sharing a database
         self.epoch = secrets.token_hex(8)
         self.pm: pluggy.PluginManager = make_plugin_manager(settings, plugins)
         self.registries: dict[str, Registry] = {}
@@ -236,7 +240,10 @@ class Botical:
         services = RunServices(
             self.messages, self.sessions, self.approvals, self.projects, self.catalog, self.toolbox
         )
-        self.runner = Runner(self.db, self.bus, services, self.settings.agent, self)
+        steps = Steps(self.db, self.bus, services, self.settings.agent, self)
+        leases = RunLeases(self.db, self.node, self.settings.agent.run_lease)
+        book = RunBook(leases, self.bus, self.messages, self.approvals, not self.bus.shared)
+        self.runner = Runner(steps, book)
 
     def _open_realtime(self) -> None:
         ws = self.settings.websocket
@@ -283,6 +290,7 @@ class Botical:
         await self.bus.start()
         self.broadcaster.start()
         self.lifecycle.start()
+        self.runner.start()
         for result in self.pm.hook.botical_startup(app=self):
             await await_me_maybe(result)
         if sockets is None:

@@ -3,6 +3,12 @@
 Services publish after their change is committed; subscribers match an exact event name, a
 `prefix.*` pattern or `*`. A failing subscriber is logged and never affects the others or the
 publisher. Backends other than this in-process one come from the `botical_bus_backend` hook.
+
+A subscriber that says `cluster=True` gets the matching events of every node sharing the
+backend (cache invalidations, cancel and approval answers): with several nodes the backend
+forwards the events those patterns match to the others. Other subscribers only see events
+published on their own node; events for clients reach other nodes through the broadcaster's
+channels instead, and only the channels each node's sockets watch.
 """
 
 from __future__ import annotations
@@ -37,36 +43,51 @@ Handler = Callable[[Event], Awaitable[None] | None]
 class EventBus:
     """In-process bus: delivers each event synchronously to every matching subscriber."""
 
-    def __init__(self) -> None:
-        self._exact: dict[str, list[Handler]] = {}
-        self._prefix: dict[str, list[Handler]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+    name = "memory"
+    shared = False  # whether other nodes share this bus (and its channels)
 
-    def subscribe(self, pattern: str, handler: Handler) -> Callable[[], None]:
-        """Call `handler` for events matching `pattern`; return a function that unsubscribes."""
+    def __init__(self) -> None:
+        self._exact: dict[str, list[tuple[Handler, bool]]] = {}
+        self._prefix: dict[str, list[tuple[Handler, bool]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.cluster_patterns: set[str] = set()
+
+    def subscribe(
+        self, pattern: str, handler: Handler, cluster: bool = False
+    ) -> Callable[[], None]:
+        """Call `handler` for events matching `pattern` (of every node with `cluster`); return
+        a function that unsubscribes."""
+        if cluster:
+            self.cluster_patterns.add(pattern)
         if pattern == "*" or pattern.endswith(".*"):
             table, key = self._prefix, pattern[:-1]  # "*" -> "", "part.*" -> "part."
         else:
             table, key = self._exact, pattern
-        table.setdefault(key, []).append(handler)
+        entry = (handler, cluster)
+        table.setdefault(key, []).append(entry)
 
         def unsubscribe() -> None:
             handlers = table.get(key, [])
-            if handler in handlers:
-                handlers.remove(handler)
+            if entry in handlers:
+                handlers.remove(entry)
 
         return unsubscribe
 
-    def _handlers(self, name: str) -> list[Handler]:
-        found = list(self._exact.get(name, ()))
+    def _handlers(self, name: str, remote: bool) -> list[Handler]:
+        found = [h for h, cluster in self._exact.get(name, ()) if cluster or not remote]
         for prefix, handlers in self._prefix.items():
             if name.startswith(prefix):
-                found.extend(handlers)
+                found.extend(h for h, cluster in handlers if cluster or not remote)
         return found
 
     def publish(self, event: Event) -> None:
         """Deliver `event` to every matching subscriber; subscriber errors are only logged."""
-        for handler in self._handlers(event.name):
+        self.deliver(event)
+
+    def deliver(self, event: Event, remote: bool = False) -> None:
+        """Call the subscribers of an event of this node (or, `remote`, the cluster-wide
+        subscribers of an event from another node)."""
+        for handler in self._handlers(event.name, remote):
             try:
                 result = handler(event)
             except Exception:

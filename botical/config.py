@@ -44,6 +44,7 @@ class AgentSettings:
     default_model: str = "echo"
     approval_timeout: float = 600.0
     flush_interval: float = 0.5
+    run_lease: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class AgentSchema(_Strict):
     default_model = fields.String(load_default="echo", validate=validate.Length(min=1, max=200))
     approval_timeout = fields.Float(load_default=600.0, validate=validate.Range(min=1))
     flush_interval = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=60))
+    run_lease = fields.Float(load_default=15.0, validate=validate.Range(min=1, max=600))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> AgentSettings:

@@ -24,6 +24,7 @@ PREFIXES = frozenset(
         "agt",
         "conn",
         "tok",
+        "node",
     }
 )
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case

@@ -1,113 +1,41 @@
-"""The run loop: one background run per session, step by step, every change a bus event.
-
-A run streams the model's answer into parts, executes the tool calls it asks for (through the
-agent's permission rules and the approval service), feeds the results back, and repeats until
-the model stops or the agent's step limit is reached.
-"""
+"""Runs: one background run per session across every node, started by a message or a retry,
+cancelled on request; what a run does is `agent.steps`. Every change is a bus event."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from botical.agent.catalog import Catalog
-from botical.agent.context import load_history
-from botical.agent.providers.base import (
-    Finish,
-    ModelMessage,
-    ModelRequest,
-    Provider,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallRequest,
-    ToolSpec,
-    split_model,
-)
-from botical.agent.stream import PartRecorder
-from botical.agent.toolcalls import ToolCaller
+from botical.agent.runs import RunBook
+from botical.agent.steps import Run, Steps
 from botical.auth.identity import Identity
-from botical.bus import Event, EventBus
-from botical.config import AgentSettings
-from botical.db import Database
-from botical.errors import BoticalError, Conflict, internal_error
+from botical.errors import Conflict
 from botical.ids import new_id
 from botical.services.agents import AgentConfig
-from botical.services.approvals import ApprovalService
-from botical.services.messages import MessageService
-from botical.services.projects import ProjectService
-from botical.services.sessions import SessionService
 from botical.tools.base import ToolFailure
-from botical.tools.toolbox import Toolbox
-
-if TYPE_CHECKING:
-    from botical.app import Botical
 
 log = logging.getLogger(__name__)
 CANCEL_WAIT = 10.0
-OPEN_CALL_STATUSES = ("pending", "waiting_approval", "running")
-
-
-@dataclass(frozen=True)
-class RunServices:
-    """The services a run works through."""
-
-    messages: MessageService
-    sessions: SessionService
-    approvals: ApprovalService
-    projects: ProjectService
-    catalog: Catalog
-    toolbox: Toolbox
-
-
-@dataclass
-class Run:
-    id: str
-    session_id: str
-    project_id: str
-    identity: Identity
-    task: asyncio.Task[None] | None = None
-    message_id: str | None = None
-    stop_status: str = "cancelled"
-    recorder: PartRecorder | None = None
-    usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
 
 
 class Runner:
-    """Starts, cancels and retries agent runs; at most one per session.
+    """Starts, cancels and retries agent runs; at most one per session."""
 
-    Built from the services a run uses; `tool_services` is what tools reach through their
-    context (a sub-agent's task starts sessions and runs, todo tools change todos).
-    """
-
-    def __init__(
-        self,
-        db: Database,
-        bus: EventBus,
-        services: RunServices,
-        settings: AgentSettings,
-        tool_services: Botical,
-    ) -> None:
-        self.db = db
-        self.bus = bus
-        self.messages = services.messages
-        self.sessions = services.sessions
-        self.approvals = services.approvals
-        self.projects = services.projects
-        self.catalog = services.catalog
-        self.toolbox = services.toolbox
-        self.settings = settings
-        self.tool_services = tool_services
+    def __init__(self, steps: Steps, book: RunBook) -> None:
+        self.steps = steps
+        self.book = book
+        self.messages = steps.messages
+        self.sessions = steps.sessions
+        self.catalog = steps.catalog
         self._runs: dict[str, Run] = {}
+        self._ending: set[asyncio.Future[None]] = set()
 
     # -- public API -------------------------------------------------------------------------
 
-    def status(self, session_id: str) -> dict[str, Any]:
-        """`{status: running|idle, runId}` for a session."""
-        run = self._runs.get(session_id)
-        return {"status": "running" if run else "idle", "runId": run.id if run else None}
+    def start(self) -> None:
+        """Keep this node's runs' leases, reap dead nodes' runs, obey remote cancels."""
+        self.book.start(lambda: [run.id for run in self._runs.values()], self._cancel_run)
 
     def live_text(self, session_id: str) -> dict[str, str]:
         """The text streamed so far into the session's open part, by part id (or nothing)."""
@@ -129,7 +57,7 @@ class Runner:
             found = await self.messages.find_by_key(session_id, idempotency_key)
             if found:
                 return {"message": found, "runId": found["runId"]}
-        run = self._claim(identity, project_id, session_id)
+        run = await self._claim(identity, project_id, session_id)
         try:
             session = await self.sessions.get(session_id)
             config, model_ref = await self.catalog.resolve(project_id, session, agent, model)
@@ -143,10 +71,10 @@ class Runner:
                 idempotency_key,
             )
         except BaseException:
-            self._release(run)
+            await self._release(run)
             raise
         if not created:
-            self._release(run)
+            await self._release(run)
             return {"message": message, "runId": message["runId"]}
         self._launch(run, message["id"], config, model_ref)
         return {"message": message, "runId": run.id}
@@ -155,7 +83,7 @@ class Runner:
         self, identity: Identity, project_id: str, session_id: str, message_id: str | None = None
     ) -> dict[str, Any]:
         """Answer a user message again (the last one by default); later messages are superseded."""
-        run = self._claim(identity, project_id, session_id)
+        run = await self._claim(identity, project_id, session_id)
         try:
             user_message = await self.messages.retry_point(session_id, message_id, project_id)
             session = await self.sessions.get(session_id)
@@ -163,20 +91,27 @@ class Runner:
                 project_id, session, user_message["agent"], user_message["model"]
             )
         except BaseException:
-            self._release(run)
+            await self._release(run)
             raise
         self._launch(run, user_message["id"], config, model_ref)
         return {"runId": run.id}
 
     async def cancel(self, session_id: str, status: str = "cancelled") -> dict[str, Any]:
-        """Stop the session's run and wait (bounded) until it has recorded that it stopped."""
+        """Stop the session's run, wherever it runs, and wait (bounded) until it has recorded
+        that it stopped."""
         run = self._runs.get(session_id)
         if run is None or run.task is None:
-            return {"cancelled": False, "runId": None}
+            return await self.book.cancel_remote(session_id, CANCEL_WAIT)
         run.stop_status = status
         run.task.cancel()
         await asyncio.wait({run.task}, timeout=CANCEL_WAIT)
         return {"cancelled": True, "runId": run.id}
+
+    def _cancel_run(self, run_id: str) -> None:
+        """Another node asked to cancel a run: stop it if it runs here."""
+        for run in self._runs.values():
+            if run.id == run_id and run.task is not None:
+                run.task.cancel()
 
     async def run_to_end(
         self, identity: Identity, project_id: str, session_id: str, content: str
@@ -194,203 +129,54 @@ class Runner:
         return await self.messages.get(run.message_id)
 
     async def shutdown(self) -> None:
-        """Stop every run; their messages are marked interrupted."""
+        """Stop every run of this node; their messages are marked interrupted."""
+        await self.book.stop()
         runs = list(self._runs)
         await asyncio.gather(*(self.cancel(s, "interrupted") for s in runs))
 
     async def recover(self) -> int:
-        """At start-up: mark runs that a previous process left unfinished as interrupted."""
-        await self.approvals.expire_orphans()
-        return await self.messages.mark_interrupted()
+        """At start-up: mark what dead runs left unfinished as interrupted."""
+        return await self.book.recover()
 
     # -- internals --------------------------------------------------------------------------
 
-    def _claim(self, identity: Identity, project_id: str, session_id: str) -> Run:
+    async def _claim(self, identity: Identity, project_id: str, session_id: str) -> Run:
         if session_id in self._runs:
             raise Conflict("A run is already in progress in this session")
         run = Run(new_id("run"), session_id, project_id, identity)
-        self._runs[session_id] = run
+        self._runs[session_id] = run  # first, so a second send here conflicts at once
+        try:
+            await self.book.leases.claim(run.id, session_id, project_id)  # and on any node
+        except BaseException:
+            self._runs.pop(session_id, None)
+            raise
         return run
 
-    def _release(self, run: Run) -> None:
+    async def _release(self, run: Run) -> None:
         if self._runs.get(run.session_id) is run:
             del self._runs[run.session_id]
+        await self.book.leases.release(run.id)
 
     def _launch(self, run: Run, user_message_id: str, config: AgentConfig, model_ref: str):
         run.task = asyncio.create_task(self._guarded(run, user_message_id, config, model_ref))
-        # a task cancelled before its first step never runs `_guarded`'s cleanup
-        run.task.add_done_callback(lambda _: self._release(run))
+        run.task.add_done_callback(lambda task: self._never_started(task, run))
 
-    def _status(self, run: Run, status: str) -> None:
-        self.bus.publish(
-            Event(
-                "agent.status_changed",
-                {"sessionId": run.session_id, "status": status, "runId": run.id},
-                project_id=run.project_id,
-                session_id=run.session_id,
-            )
-        )
+    def _never_started(self, task: asyncio.Task[None], run: Run) -> None:
+        """A task cancelled before its first step never runs `_guarded`'s cleanup."""
+        if self._runs.get(run.session_id) is run:
+            ending = asyncio.ensure_future(self._end(run, "idle"))
+            self._ending.add(ending)
+            ending.add_done_callback(self._ending.discard)
+
+    async def _end(self, run: Run, status: str) -> None:
+        await self._release(run)
+        self.book.ended(run.id, run.session_id, run.project_id, status)
 
     async def _guarded(self, run: Run, user_message_id: str, config: AgentConfig, ref: str):
         status = "error"
         try:
-            status = await self._execute(run, user_message_id, config, ref)
+            status = await self.steps.execute(run, user_message_id, config, ref)
         except Exception:
             log.exception("run %s failed before it could record an answer", run.id)
         finally:
-            self._release(run)
-            self._status(run, status)
-
-    async def _execute(self, run: Run, user_message_id: str, config: AgentConfig, ref: str) -> str:
-        """Run the steps and record how the run ended; return the final agent status."""
-        creating = asyncio.ensure_future(
-            self.messages.create_assistant(
-                run.project_id, run.session_id, user_message_id, run.id, config.name, ref
-            )
-        )
-        cancelled = False
-        try:
-            assistant = await asyncio.shield(creating)
-        except asyncio.CancelledError:  # the row is written anyway: record the stop on it below
-            assistant, cancelled = await creating, True
-        run.message_id = assistant["id"]
-        recorder = PartRecorder(
-            self.db,
-            self.bus,
-            run.project_id,
-            run.session_id,
-            assistant["id"],
-            self.settings.flush_interval,
-            self.sessions.text_stored,
-        )
-        run.recorder = recorder
-        try:
-            if cancelled:
-                raise asyncio.CancelledError
-            reason = await self._steps(run, user_message_id, config, ref, recorder)
-            await self._finish(run, recorder, "completed", reason)
-            return "idle"
-        except asyncio.CancelledError:
-            await self._finish(run, recorder, run.stop_status, "cancelled")
-            return "idle"
-        except Exception as exc:
-            if isinstance(exc, BoticalError):
-                error = exc
-                log.info("run %s ended with %s: %s", run.id, exc.code, exc.message)
-            else:
-                error = internal_error()
-                log.exception("run %s failed", run.id)
-            payload = error.to_payload()
-            await recorder.close_open("error")  # the text so far, before the error that ended it
-            await recorder.add("step_finish", None, {"finishReason": "error", "error": payload})
-            await self._finish(run, recorder, "error", "error", payload)
-            return "error"
-
-    async def _steps(
-        self, run: Run, user_message_id: str, config: AgentConfig, ref: str, recorder: PartRecorder
-    ) -> str:
-        provider = self.catalog.provider(ref)
-        project = await self.projects.get(run.project_id)
-        project_tools = await self.toolbox.for_project(run.project_id)
-        tools = {n: t for n, t in project_tools.items() if config.allows_tool(n)}
-        specs = tuple(ToolSpec(t.name, t.description, t.json_schema()) for t in tools.values())
-        turns = await self.db.run(load_history, run.session_id, user_message_id)
-        workspace = Path(project["path"]) if project["path"] else None
-        for step in range(1, config.max_steps + 1):
-            await recorder.add("step_start", None, {"step": step})
-            self._status(run, "thinking")
-            request = ModelRequest(split_model(ref)[1], config.prompt, tuple(turns), specs)
-            calls, finish = await self._stream(run, provider, request, recorder)
-            await recorder.add(
-                "step_finish",
-                None,
-                {
-                    "step": step,
-                    "finishReason": finish.reason,
-                    "usage": {
-                        "inputTokens": finish.input_tokens,
-                        "outputTokens": finish.output_tokens,
-                    },
-                },
-            )
-            turns.append(
-                ModelMessage(
-                    "assistant", recorder.step_text(), tool_calls=tuple(c for c, _ in calls)
-                )
-            )
-            if not calls:
-                return finish.reason
-            caller = ToolCaller(
-                self.approvals,
-                self.tool_services,
-                run,
-                config,
-                tools,
-                recorder,
-                workspace,
-                lambda status: self._status(run, status),
-            )
-            for call, part in calls:
-                result = await caller.call(call, part)
-                turns.append(
-                    ModelMessage(
-                        "tool",
-                        result.output,
-                        tool_call_id=call.id,
-                        name=call.name,
-                        is_error=result.is_error,
-                    )
-                )
-        return "max_steps"
-
-    async def _stream(
-        self, run: Run, provider: Provider, request: ModelRequest, recorder: PartRecorder
-    ) -> tuple[list, Finish]:
-        calls: list[tuple[ToolCallRequest, dict[str, Any]]] = []
-        finish = Finish("stop")
-        streaming = False
-        async for event in provider.stream(request):
-            if isinstance(event, TextDelta | ReasoningDelta):
-                if not streaming:
-                    streaming = True
-                    self._status(run, "streaming")
-                kind = "text" if isinstance(event, TextDelta) else "reasoning"
-                await recorder.delta(kind, event.text)
-            elif isinstance(event, ToolCallRequest):
-                await recorder.close_open()
-                part = await recorder.add(
-                    "tool_call",
-                    "pending",
-                    {
-                        "toolCallId": event.id,
-                        "tool": event.name,
-                        "arguments": dict(event.arguments),
-                    },
-                )
-                calls.append((event, part))
-            elif isinstance(event, Finish):
-                finish = event
-        await recorder.close_open()
-        run.usage["inputTokens"] += finish.input_tokens
-        run.usage["outputTokens"] += finish.output_tokens
-        return calls, finish
-
-    async def _finish(
-        self,
-        run: Run,
-        recorder: PartRecorder,
-        status: str,
-        reason: str,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        await recorder.close_open(status)
-        for part in recorder.parts:
-            if part["type"] == "tool_call" and part["status"] in OPEN_CALL_STATUSES:
-                await recorder.update(part, status=status)
-        assert run.message_id is not None
-        await self.messages.finish_assistant(
-            run.project_id, run.message_id, status, reason, run.usage, error
-        )
-        await self.sessions.add_usage(
-            run.session_id, run.usage["inputTokens"], run.usage["outputTokens"], 0.0
-        )
+            await asyncio.shield(self._end(run, status))

@@ -19,7 +19,7 @@ from botical.services.approvals import ApprovalService
 from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 
 if TYPE_CHECKING:
-    from botical.agent.runner import Run
+    from botical.agent.steps import Run
     from botical.app import Botical
 
 log = logging.getLogger(__name__)

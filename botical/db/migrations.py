@@ -1,6 +1,7 @@
 """Schema migrations: numbered steps, applied in order, recorded in `schema_version`.
 
-Migration 1 creates the tables as the models first defined them. A later change to a table adds
+Migration 1 creates the tables as the models define them (on an empty database every table,
+so each later step must be harmless when what it adds is already there). A later change adds
 a new numbered step (using `playhouse.migrate`), never edits an applied one.
 """
 
@@ -22,7 +23,14 @@ def _initial_schema(db: pw.Database) -> None:
     db.create_tables(models.ALL_MODELS, safe=True)
 
 
-MIGRATIONS: tuple[tuple[int, str, Migration], ...] = ((1, "initial schema", _initial_schema),)
+def _runs_table(db: pw.Database) -> None:
+    db.create_tables([models.Run], safe=True)
+
+
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
+    (1, "initial schema", _initial_schema),
+    (2, "runs: one run per session across nodes, with leases", _runs_table),
+)
 
 
 def current_version(db: pw.Database) -> int:

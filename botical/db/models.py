@@ -266,6 +266,27 @@ class Approval(BaseModel):
         table_name = "approvals"
 
 
+class Run(BaseModel):
+    """A run in progress: one per session (the unique key), owned by one node, which renews
+    its lease while the run is alive. A row whose lease ran out is a dead node's run."""
+
+    # Column and backref attributes peewee adds, declared for type checkers.
+    session_id: str
+
+    id = pw.CharField(primary_key=True, max_length=40)
+    session = pw.ForeignKeyField(Session, unique=True, on_delete="CASCADE")
+    project_id = pw.CharField(max_length=40)
+    node = pw.CharField(max_length=40, index=True)
+    lease_until = pw.BigIntegerField(index=True)
+    started_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "runs"
+
+
+RUN_OF_SESSION = Prepared(Run, lambda session_id: Run.select().where(Run.session == session_id), 1)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField(primary_key=True)
     applied_at = pw.BigIntegerField(default=now_ms)
@@ -287,4 +308,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     CustomTool,
     Todo,
     Approval,
+    Run,
 )

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from botical.auth.permissions import READ, WRITE
 from botical.hookspecs import hookimpl
 from botical.ids import check_id
-from botical.jsonout import JSONText, dumps
+from botical.jsonout import JSONText
 from botical.methods import MethodContext, Scope, method, rest
 from botical.methods import results as r
 from botical.schema import Bool, Int
@@ -84,22 +84,15 @@ async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _with_run(ctx: MethodContext, session_id: str, session: JSONText) -> JSONText:
-    """The encoded session with its run status (which the read cache does not hold)."""
-    return JSONText(f'{{"run":{dumps(ctx.app.runner.status(session_id))},{session[1:]}')
-
-
 def _cached(ctx: MethodContext, p: dict[str, Any]) -> JSONText | None:
-    found = ctx.app.sessions.cached_json(p["sessionId"], p["includeMessages"])
-    return _with_run(ctx, p["sessionId"], found) if found is not None else None
+    return ctx.app.sessions.cached_json(p["sessionId"], p["includeMessages"])
 
 
 @rest("GET /api/sessions/{sessionId}")
 @method("sessions.get", GetParams, r.SessionRead, role=READ, scope="session", now=_cached)
 async def get(ctx: MethodContext, p: dict[str, Any]) -> JSONText:
     """Get a session and its run status, with its messages and parts when asked."""
-    found = await ctx.app.sessions.get_json(p["sessionId"], p["includeMessages"])
-    return _with_run(ctx, p["sessionId"], found)
+    return await ctx.app.sessions.get_json(p["sessionId"], p["includeMessages"])
 
 
 @rest("PATCH /api/sessions/{sessionId}")
@@ -128,7 +121,7 @@ async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     seq = app.broadcaster.seq(f"session:{session_id}")
     live = app.runner.live_text(session_id)
     session = await app.sessions.get(session_id, include_messages=True)
-    messages = session.pop("messages")
+    messages, status = session.pop("messages"), session.pop("run")
     for message in messages:
         for part in message["parts"]:
             if part["id"] in live:
@@ -138,7 +131,7 @@ async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
         "messages": messages,
         "todos": await app.todos.list(session_id),
         "pendingApprovals": await app.approvals.pending(session_id),
-        "status": app.runner.status(session_id),
+        "status": status,
         "seq": seq,
     }
 

@@ -45,6 +45,14 @@ class ApprovalService:
         self._bus = bus
         self.timeout = timeout
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # A run waits on the node that runs it; the answer may come through any node.
+        bus.subscribe("tool.approval_resolved", self._resolved, cluster=True)
+
+    def _resolved(self, event: Event) -> None:
+        approval = event.data["approval"]
+        future = self._waiters.get(approval["id"])
+        if future is not None and not future.done():
+            future.set_result(approval)
 
     def _publish(self, name: str, approval: dict[str, Any], project_id: str | None) -> None:
         self._bus.publish(
@@ -141,10 +149,7 @@ class ApprovalService:
             return approval
 
         data = approval_to_dict(await self._db.atomic(apply))
-        future = self._waiters.get(approval_id)
-        if future is not None and not future.done():
-            future.set_result(data)
-        self._publish("tool.approval_resolved", data, project_id)
+        self._publish("tool.approval_resolved", data, project_id)  # wakes the waiting run
         return data
 
     async def get(self, approval_id: str) -> dict[str, Any]:
@@ -180,14 +185,27 @@ class ApprovalService:
             )
         )
 
-    async def expire_orphans(self) -> int:
-        """At start-up: pending approvals whose run died with the last process are interrupted."""
+    async def expire_orphans(self, runs: dict[str, str] | None = None) -> int:
+        """Pending approvals whose run died are interrupted: those of `runs` (run id ->
+        project id), announced; or, at the start of a single process, every one."""
 
-        def apply() -> int:
-            return (
-                Approval.update(status="interrupted", resolved_at=now_ms())
-                .where(Approval.status == "pending")
-                .execute()
-            )
+        def apply() -> list[Approval]:
+            pending = Approval.select().where(Approval.status == "pending")
+            if runs is not None:
+                pending = pending.where(Approval.run_id.in_(list(runs)))
+            found = list(pending)
+            now = now_ms()
+            Approval.update(status="interrupted", resolved_at=now).where(
+                Approval.id.in_([a.id for a in found]), Approval.status == "pending"
+            ).execute()
+            for row in found:
+                row.status, row.resolved_at = "interrupted", now
+            return found
 
-        return await self._db.atomic(apply)
+        found = await self._db.atomic(apply)
+        if runs is not None:
+            for approval in found:
+                self._publish(
+                    "tool.approval_resolved", approval_to_dict(approval), runs[str(approval.run_id)]
+                )
+        return len(found)

@@ -290,18 +290,41 @@ class MessageService:
             )
         return target
 
-    async def mark_interrupted(self) -> int:
-        """Mark answers and parts a stopped process left streaming as interrupted."""
+    async def mark_interrupted(self, runs: dict[str, str] | None = None) -> int:
+        """Mark answers and parts left streaming as interrupted: those of `runs` (run id ->
+        project id, runs whose node died), announced; or, at the start of a single process,
+        every one, unannounced (nobody is connected yet). Returns how many answers."""
+        open_parts = ("streaming", "pending", "waiting_approval", "running")
 
-        def apply() -> int:
+        def apply() -> tuple[list[Message], list[Part]]:
+            messages = Message.select().where(Message.status.in_(("streaming", "pending")))
+            if runs is not None:
+                messages = messages.where(Message.run_id.in_(list(runs)))
+            found = list(messages)
+            parts = Part.select().where(Part.status.in_(open_parts))
+            if runs is not None:
+                parts = parts.where(Part.message.in_([m.id for m in found]))
+            changed = list(parts)
             now = now_ms()
             Part.update(status="interrupted", updated_at=now).where(
-                Part.status.in_(("streaming", "pending", "waiting_approval", "running"))
+                Part.id.in_([p.id for p in changed])
             ).execute()
-            return (
-                Message.update(status="interrupted", updated_at=now)
-                .where(Message.status.in_(("streaming", "pending")))
-                .execute()
-            )
+            Message.update(status="interrupted", updated_at=now).where(
+                Message.id.in_([m.id for m in found])
+            ).execute()
+            for message in found:
+                message.status, message.updated_at = "interrupted", now
+            for part in changed:
+                part.status, part.updated_at = "interrupted", now
+            return found, changed
 
-        return await self._db.atomic(apply)
+        messages, parts = await self._db.atomic(apply)
+        if runs is not None:
+            by_message = {m.id: runs[str(m.run_id)] for m in messages}
+            for message in messages:
+                data = {"message": message_to_dict(message)}
+                self.publish("message.updated", data, by_message[message.id], message.session_id)
+            for part in parts:
+                data = {"part": part_to_dict(part)}
+                self.publish("part.updated", data, by_message[part.message_id], part.session_id)
+        return len(messages)

@@ -7,7 +7,7 @@ from typing import Any
 
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
-from botical.db.models import SESSION_BY_ID, Session
+from botical.db.models import RUN_OF_SESSION, SESSION_BY_ID, Session
 from botical.errors import Conflict, NotFound, ValidationError
 from botical.ids import new_id
 from botical.jsonout import JSONText, dumps
@@ -41,11 +41,18 @@ def session_to_dict(session: Session | Any) -> dict[str, Any]:
     }
 
 
+def run_status(session_id: str) -> dict[str, Any]:
+    """`{status: running|idle, runId}` of a session, whichever node runs it (on the executor)."""
+    rows = RUN_OF_SESSION.rows(session_id)
+    return {"status": "running", "runId": rows[0].id} if rows else {"status": "idle", "runId": None}
+
+
 def _read(session_id: str, include_messages: bool) -> dict[str, Any]:
     rows = SESSION_BY_ID.rows(session_id)
     if not rows:
         raise NotFound("Session not found")
     data = session_to_dict(rows[0])
+    data["run"] = run_status(session_id)
     if include_messages:
         data["messages"] = session_messages(session_id)
     return data
@@ -131,7 +138,8 @@ class SessionService:
         return await self._db.run(select)
 
     async def get(self, session_id: str, include_messages: bool = False) -> dict[str, Any]:
-        """A session, with its messages and their parts when asked (a fresh dict each call)."""
+        """A session with its run status, and its messages and their parts when asked (a
+        fresh dict each call)."""
         return await self._db.run(_read, session_id, include_messages)
 
     def cached_json(self, session_id: str, include_messages: bool = False) -> JSONText | None:
