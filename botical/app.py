@@ -44,7 +44,8 @@ from botical.services.sessions import SessionService
 from botical.services.todos import TodoService
 from botical.services.users import UserService
 from botical.tools.base import Tool
-from botical.tools.custom import custom_tool
+from botical.tools.custom import project_tools
+from botical.tools.mcp import McpServers
 from botical.websocket.broadcaster import Broadcaster, ChannelKind
 from botical.websocket.connections import ConnectionRegistry
 from botical.websocket.handlers import Dispatcher, MethodSpec
@@ -164,6 +165,7 @@ class Botical:
             self.tools,
             settings.tools.bash_max_timeout,
             settings.tools.bash_timeout,
+            McpServers(settings.tools, settings.data_path),
         )
         self.connections = ConnectionRegistry()
         self.broadcaster = Broadcaster(
@@ -182,11 +184,11 @@ class Botical:
         """The tools agents of a project may call, by name: the registered ones, then the
         project's enabled custom tools (and its disabled ones when asked, for listing)."""
         tools = dict(self.tools)
-        for record in await self.custom_tools.list(project_id, enabled_only=not include_disabled):
-            if record["name"] in tools:  # a plugin installed after the tool was defined
-                log.warning("custom tool %s is shadowed by a registered tool", record["id"])
+        for tool in await project_tools(self.custom_tools, project_id, include_disabled):
+            if tool.name in tools:  # a plugin installed after the tool was defined
+                log.warning("custom tool %s is shadowed by a registered tool", tool.name)
                 continue
-            tools[record["name"]] = custom_tool(record)
+            tools[tool.name] = tool
         return tools
 
     async def todos_for(self, session_id: str) -> list[dict[str, Any]]:
@@ -264,6 +266,7 @@ class Botical:
             except Exception:
                 log.exception("a plugin's shutdown hook failed")
         if self._opened:
+            await self.custom_tools.close()  # after the runs: stops the MCP servers
             for provider in self.providers.values():
                 close = getattr(provider, "aclose", None)
                 if close is not None:
