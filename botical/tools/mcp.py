@@ -196,8 +196,8 @@ class McpServers:
     async def _serve(self, connection: Connection, record: dict[str, Any], workspace: Path | None):
         """Own the server's SDK client for its whole life: enter it, list its tools, wait."""
         try:
+            mcp = sdk()  # first: the transports import it too
             transport = self._transport(connection, record["config"], workspace)
-            mcp = sdk()
             client = mcp.Client(
                 transport,
                 read_timeout_seconds=self._limits.mcp_start_timeout,

@@ -282,3 +282,25 @@ async def test_a_streamable_http_server_with_a_secret_header(chat, monkeypatch):
     gone = result_of(await auto.answer(call("mcp.remote.add", {"a": 1, "b": 1})))
     assert gone["isError"] is True
     assert "'remote'" in gone["output"]
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("botical_overrides", [{"tools": {"mcp_idle_timeout": 1}}])
+async def test_an_idle_server_is_stopped_and_started_again_when_needed(chat):
+    await define(chat.person, chat.project["id"], DEMO)
+    auto = await allowing(chat, "mcp.demo.*")
+    pid = await pid_of(auto)
+    await exited(pid)
+    assert await pid_of(auto) != pid
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("botical_overrides", [{"tools": {"mcp_max_servers": 1}}])
+async def test_past_the_server_limit_the_least_recently_used_idle_one_is_stopped(chat):
+    await define(chat.person, chat.project["id"], DEMO)
+    auto = await allowing(chat, "mcp.*")
+    pid = await pid_of(auto)
+    await define(chat.person, chat.project["id"], stdio_server("other"))
+    other = output_json(result_of(await auto.answer(call("mcp.other.whoami", {}))))
+    await exited(pid)
+    assert alive(other["pid"])
