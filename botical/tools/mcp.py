@@ -40,6 +40,7 @@ MAX_TOOLS = 256  # tools taken from one server; the rest are ignored
 MAX_PAGES = 20  # pages of tools/list followed
 MAX_DESCRIPTION = 4000
 RETRY_AFTER = 5.0  # seconds a failed start is remembered, so a broken server fails fast
+MAX_FAILURES = 1000
 STOP_TIMEOUT = 10.0  # seconds to wait for a server to stop before abandoning its task
 HTTP_TIMEOUT = 30.0  # connect and write timeout of the HTTP transport
 
@@ -89,6 +90,7 @@ class Connection:
     busy: int = 0
     idle_timer: asyncio.TimerHandle | None = None
     last_used: float = 0.0
+    failure: str | None = None  # why it did not start, as the first to see it said
 
     async def why_stopped(self) -> str:
         if self.process is None:
@@ -158,6 +160,10 @@ class McpServers:
         tasks = [c.task for c in connections if c.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        # A cancelled start leaves its process to a shielded stop: wait for those too.
+        stopping = [c.process.stopping for c in connections if c.process and c.process.stopping]
+        if stopping:
+            await asyncio.wait(stopping, timeout=STOP_TIMEOUT)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -170,16 +176,18 @@ class McpServers:
         try:
             await asyncio.wait_for(asyncio.shield(connection.ready), self._limits.mcp_start_timeout)
         except TimeoutError:
-            failure = _could_not_start(
-                record["name"], f"it did not answer within {self._limits.mcp_start_timeout:g}s"
-            )
-            self._failed(connection, failure)
+            late = f"it did not answer within {self._limits.mcp_start_timeout:g}s"
+            failure = self._failed(connection, _could_not_start(record["name"], late))
             raise ToolFailure(failure) from None
+        except ToolFailure as exc:
+            raise ToolFailure(self._failed(connection, str(exc))) from None
+        self._failures.pop(key, None)
+        self._touch(connection)
         return connection
 
     def _start(self, record: dict[str, Any], workspace: Path | None, key: tuple[str, ...]):
         if self._closed:
-            raise ToolFailure("The server is shutting down")
+            raise ToolFailure("Botical is shutting down")
         failed = self._failures.get(key)
         if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER:
             raise ToolFailure(failed[1])
@@ -188,7 +196,6 @@ class McpServers:
             self._stop(old)
         self._make_room()
         connection = Connection(key, record["name"], asyncio.get_running_loop().create_future())
-        connection.ready.add_done_callback(functools.partial(self._started, connection))
         self._connections[record["id"]] = connection
         connection.task = asyncio.create_task(self._serve(connection, record, workspace))
         return connection
@@ -253,24 +260,22 @@ class McpServers:
         headers = {name: render(v, {}, secret=secret) for name, v in config["headers"].items()}
         return http_transport(config["url"], headers, HTTP_TIMEOUT, max_message)
 
-    def _started(self, connection: Connection, ready: asyncio.Future[Any]) -> None:
-        if ready.cancelled() or ready.exception() is not None:
-            error = ready.exception() if not ready.cancelled() else None
-            self._failed(connection, str(error) if error else "it was stopped")
-        else:
-            self._failures.pop(connection.key, None)
-            self._touch(connection)
-
-    def _failed(self, connection: Connection, failure: str) -> None:
-        """Stop a server that did not start, and remember why for RETRY_AFTER seconds."""
-        self._failures[connection.key] = (time.monotonic(), failure)
-        if len(self._failures) > 1000:
-            self._failures.pop(next(iter(self._failures)))
+    def _failed(self, connection: Connection, failure: str) -> str:
+        """Stop a server that did not start; remember why (its first failure) for RETRY_AFTER
+        seconds, so that listings and calls meanwhile fail at once. Return that reason."""
+        if connection.failure is None:
+            connection.failure = failure
+            self._failures[connection.key] = (time.monotonic(), failure)
+            if len(self._failures) > MAX_FAILURES:
+                self._failures.pop(next(iter(self._failures)))
         self._stop(connection)
+        return connection.failure
 
     def _stop(self, connection: Connection) -> None:
         connection.dead = True
-        connection.stop.set()
+        connection.stop.set()  # a running server: its task leaves the SDK client and ends
+        if not connection.ready.done() and connection.task is not None:
+            connection.task.cancel()  # one still starting
         if connection.idle_timer is not None:
             connection.idle_timer.cancel()
         for record_id, live in list(self._connections.items()):

@@ -37,6 +37,7 @@ class StdioServer:
         self.pid: int | None = None
         self.problem = ""  # why the server stopped, when Botical knows better than its exit code
         self.ended = asyncio.Event()  # set when the server's output has ended
+        self.stopping: asyncio.Future[None] | None = None  # the stop, once begun
         self._stderr = b""
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -84,7 +85,8 @@ class StdioServer:
             yield incoming, outgoing
         finally:
             # Shielded: a cancelled owner must still leave no process behind.
-            await asyncio.shield(self._stop(proc, pumps))
+            self.stopping = asyncio.ensure_future(self._stop(proc, pumps))
+            await asyncio.shield(self.stopping)
 
     async def _read(
         self,
