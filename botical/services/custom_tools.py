@@ -5,9 +5,9 @@ A tool's `parameters` is a JSON Schema (draft 2020-12) of type object, checked o
 to validate the model's arguments before anything runs. Its `config` holds templates in which
 `{name}` stands for the string value of the top-level argument `name`, and, in HTTP header
 values (and an MCP server's env and header values) only, `{secret:NAME}` for a secret read when
-it is used (`BOTICAL_SECRET_NAME` or
-`<data_dir>/secrets/NAME`), so secrets are never stored. Templates are checked on save: every
-placeholder must name a property of `parameters`.
+it is used (`BOTICAL_SECRET_NAME` or `<data_dir>/secrets/NAME`), so secrets are never stored.
+Templates are checked on save (botical/services/tool_checks.py): every placeholder must name a
+property of `parameters`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from botical.ids import new_id
 from botical.schema import load
 from botical.services.mcp_config import MAX_SERVER_NAME, SDK_MISSING, mcp_config, sdk_installed
 from botical.services.tool_checks import (  # noqa: F401 (PLACEHOLDER: the runtime's too)
+    HEADER_NAME,
     PLACEHOLDER,
     check_parameters,
     check_templates,
@@ -45,7 +46,6 @@ MAX_HEADERS = 50
 HTTP_MAX_TIMEOUT = 120
 MIN_RESPONSE_BYTES = 1024
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
-HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -151,7 +151,8 @@ class CustomToolService:
     async def create(
         self, project_id: str, identity: Identity, data: dict[str, Any]
     ) -> dict[str, Any]:
-        """Define a tool in a project; a command tool needs the caller's code execution."""
+        """Define a tool in a project; a command tool or a stdio MCP server needs the caller's
+        code execution."""
         tool = load(ToolFields(), data)
         _check_exec(identity, tool["kind"], tool["config"])
         tool = self._validated(tool)
@@ -191,7 +192,8 @@ class CustomToolService:
     async def update(
         self, tool_id: str, identity: Identity, changes: dict[str, Any]
     ) -> dict[str, Any]:
-        """Change some fields; the whole tool is validated again. Command tools need exec."""
+        """Change some fields; the whole tool is validated again. Command tools and stdio MCP
+        servers need exec; the server of a changed MCP tool is stopped (it restarts on use)."""
         changes = load(ToolFields(), changes, partial=True)
 
         def apply() -> CustomTool:

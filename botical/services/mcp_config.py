@@ -13,13 +13,14 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from botical.services.tool_checks import HEADER_NAME
+
 TRANSPORTS = ("stdio", "http")
 MAX_ARGV = 64
 MAX_VALUES = 50
 MAX_VALUE = 8192
 MAX_SERVER_NAME = 32  # `mcp.<server>.<tool>` must leave room for the tool within 64 characters
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
 SDK_MISSING = "MCP servers need the mcp package: pip install 'botical[mcp]'"
 ONLY = {"stdio": ("argv", "env"), "http": ("url", "headers")}
 

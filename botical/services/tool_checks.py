@@ -16,9 +16,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError as JsonSchemaError
 
 MAX_PARAMETERS_BYTES = 64 * 1024
-# `{name}`: an argument; `{secret:NAME}`: a secret (header values only)
+# `{name}`: an argument; `{secret:NAME}`: a secret (header and env values only)
 PLACEHOLDER = re.compile(r"\{(?:(secret):)?([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
 
 
 def check_parameters(schema: Any) -> list[str]:
@@ -90,7 +91,7 @@ def _mcp_template_errors(config: dict[str, Any]) -> dict[str, Any]:
     only; argv is taken literally."""
     errors: dict[str, Any] = {}
     if config["transport"] == "http":
-        url_problems = _url_errors(config["url"], set())
+        url_problems = _url_errors(config["url"], None)
         if url_problems:
             errors["url"] = url_problems
         key = "headers"
@@ -108,14 +109,17 @@ def _mcp_template_errors(config: dict[str, Any]) -> dict[str, Any]:
     values = {
         name: problems
         for name, template in config[key].items()
-        if (problems := _placeholder_errors(template, set(), secrets=True))
+        if (problems := _placeholder_errors(template, None, secrets=True))
     }
     if values:
         errors[key] = values
     return errors
 
 
-def _placeholder_errors(template: str, properties: set[str], secrets: bool = False) -> list[str]:
+def _placeholder_errors(
+    template: str, properties: set[str] | None, secrets: bool = False
+) -> list[str]:
+    """What is wrong with the placeholders of a template (`properties` None: no arguments)."""
     problems = []
     if any(c in template for c in "\r\n\x00"):
         problems.append("May not contain line breaks or NUL characters.")
@@ -125,12 +129,16 @@ def _placeholder_errors(template: str, properties: set[str], secrets: bool = Fal
             problems.append(f"{match.group(0)}: secrets may only be used in header values.")
         elif kind and not SECRET_NAME.match(name):
             problems.append(f"{match.group(0)}: secret names are A-Z, 0-9 and _, starting A-Z.")
-        elif not kind and name not in properties:
+        elif kind:
+            continue
+        elif properties is None:
+            problems.append(f"{match.group(0)}: an MCP server's config takes no arguments.")
+        elif name not in properties:
             problems.append(f"Unknown placeholder {match.group(0)}: not a parameter property.")
     return problems
 
 
-def _url_errors(url: str, properties: set[str]) -> list[str]:
+def _url_errors(url: str, properties: set[str] | None) -> list[str]:
     try:
         parts = urlsplit(url)
         if PLACEHOLDER.search(f"{parts.scheme}://{parts.netloc}"):

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import importlib
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +24,14 @@ from jsonschema import Draft202012Validator
 
 from botical import __version__
 from botical.config import ToolSettings
-from botical.services.custom_tools import check_parameters
+from botical.errors import NotFound
 from botical.services.mcp_config import SDK_MISSING
 from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 from botical.tools.custom import SECRET_MASK, check_arguments, read_tool_secret, render
-from botical.tools.mcp_results import as_tool_result
+from botical.tools.mcp_content import RemoteTool, as_tool_result, list_tools
 from botical.tools.sandbox import minimal_env
 
 log = logging.getLogger(__name__)
-MAX_NAME = 64  # Botical's tool names: approvals, agent rules and tool lists hold 64 characters
-REMOTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # what the MCP specification recommends
-MAX_TOOLS = 256  # tools taken from one server; the rest are ignored
-MAX_PAGES = 20  # pages of tools/list followed
-MAX_DESCRIPTION = 4000
 RETRY_AFTER = 5.0  # seconds a failed start is remembered, so a broken server fails fast
 MAX_FAILURES = 1000
 STOP_TIMEOUT = 10.0  # seconds to wait for a server to stop before abandoning its task
@@ -51,27 +44,6 @@ def sdk() -> Any:
         return importlib.import_module("mcp")
     except ImportError:
         raise ToolFailure(SDK_MISSING) from None
-
-
-def tool_name(server: str, remote: str) -> str:
-    """`mcp.<server>.<tool>`; a name that is too long or has other characters is cut and ends
-    with a hash of the server's own name, so it stays unique and within 64 characters."""
-    name = f"mcp.{server}.{remote}"
-    if REMOTE_NAME.match(remote) and len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(remote.encode()).hexdigest()[:8]
-    clean = re.sub(r"[^A-Za-z0-9_.-]", "_", remote)
-    return f"mcp.{server}.{clean}"[: MAX_NAME - len(digest) - 1] + "_" + digest
-
-
-@dataclass(frozen=True)
-class RemoteTool:
-    """A tool as its server described it, under its Botical name."""
-
-    name: str
-    remote: str
-    description: str
-    parameters: dict[str, Any]
 
 
 @dataclass
@@ -212,7 +184,7 @@ class McpServers:
                 cache=None,  # the pool keeps the tool list; nothing else is asked twice
             )
             async with client:
-                tools = await _list_tools(client, connection.server)
+                tools = await list_tools(client, connection.server)
                 connection.client = client
                 connection.ready.set_result(tools)
                 ended = getattr(connection.process, "ended", None)
@@ -340,9 +312,11 @@ class McpServers:
         # bring the old server back.
         try:
             record = await ctx.services.custom_tools.get(record_id)
-        except Exception:
+        except NotFound:
             raise ToolFailure("This MCP server was removed from the project") from None
-        if not record["enabled"] or record["kind"] != "mcp":
+        if record["kind"] != "mcp":
+            raise ToolFailure(f"{record['name']!r} is no longer an MCP server")
+        if not record["enabled"]:
             raise ToolFailure(f"The MCP server {record['name']!r} is disabled")
         return await self.call(record, ctx.workspace, remote, args)
 
@@ -375,29 +349,3 @@ async def _start_failure(connection: Connection, exc: BaseException) -> str:
     if getattr(exc, "code", None) == _CONNECTION_CLOSED:
         return await connection.why_stopped()
     return f"{type(exc).__name__}: {exc}"
-
-
-async def _list_tools(client: Any, server: str) -> list[RemoteTool]:
-    """Every usable tool of the server (bounded), under its Botical name."""
-    found: dict[str, RemoteTool] = {}
-    cursor = None
-    for _ in range(MAX_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        for tool in page.tools:
-            remote = _remote_tool(server, tool)
-            if remote is not None and remote.name not in found and len(found) < MAX_TOOLS:
-                found[remote.name] = remote
-        cursor = page.next_cursor
-        if not cursor or len(found) >= MAX_TOOLS:
-            break
-    return list(found.values())
-
-
-def _remote_tool(server: str, tool: Any) -> RemoteTool | None:
-    schema = tool.input_schema
-    problems = check_parameters(schema)
-    if problems:
-        log.warning("MCP server %s: tool %r skipped: %s", server, tool.name[:128], problems[0])
-        return None
-    description = (tool.description or tool.title or "")[:MAX_DESCRIPTION]
-    return RemoteTool(tool_name(server, tool.name), tool.name, description, schema)

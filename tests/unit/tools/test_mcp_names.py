@@ -6,7 +6,7 @@ import pytest
 
 from botical.agent.providers.base import ModelMessage, ModelRequest, ToolCallRequest, ToolSpec
 from botical.agent.providers.names import WIRE_NAME, WireNames, wire_name
-from botical.tools.mcp import MAX_NAME, tool_name
+from botical.tools.mcp_content import MAX_NAME, tool_name
 
 
 @pytest.mark.parametrize(

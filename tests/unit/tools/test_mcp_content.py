@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mcp.types as types
 
-from botical.tools.mcp_results import as_tool_result
+from botical.tools.mcp_content import as_tool_result
 
 
 def result(*content, **fields):
