@@ -108,3 +108,23 @@ async def test_without_the_sdk_attaching_a_server_says_what_to_install(chat, mon
     )
     command = {**DEMO, "kind": "command", "config": {"argv": ["true"]}}
     assert (await define(chat.person, chat.project["id"], command))["kind"] == "command"
+
+
+@pytest.mark.gen_test
+async def test_the_messages_say_what_an_mcp_config_may_hold(chat):
+    server = _config(DEMO, argv=["srv", "{secret:KEY}"], env={"A": "{who}", "B": "{secret:b}"})
+    error = await rejected(chat, server, 400, "VALIDATION_ERROR")
+    assert error["details"]["config"] == {
+        "argv": {"1": ["Secrets may only be used in env values, never in argv."]},
+        "env": {
+            "A": ["{who}: an MCP server's config takes no arguments."],
+            "B": ["{secret:b}: secret names are A-Z, 0-9 and _, starting A-Z."],
+        },
+    }
+    both = _config(REMOTE, transport="stdio")
+    error = await rejected(chat, both, 400, "VALIDATION_ERROR")
+    assert error["details"]["config"] == {
+        "argv": ["Required for transport 'stdio'."],
+        "headers": ["Only for transport 'http'."],
+        "url": ["Only for transport 'http'."],
+    }
