@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import referencing
 from jsonschema import Draft202012Validator
@@ -30,6 +30,9 @@ from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 from botical.tools.custom import SECRET_MASK, check_arguments, read_tool_secret, render
 from botical.tools.mcp_content import RemoteTool, as_tool_result, list_tools
 from botical.tools.sandbox import minimal_env
+
+if TYPE_CHECKING:
+    from botical.tools.mcp_stdio import StdioServer
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 5.0  # seconds a failed start is remembered, so a broken server fails fast
@@ -55,7 +58,7 @@ class Connection:
     ready: asyncio.Future[list[RemoteTool]]
     secrets: list[str] = field(default_factory=list)
     client: Any = None
-    process: Any = None  # the StdioServer, for stdio servers
+    process: StdioServer | None = None  # stdio servers only
     task: asyncio.Task[None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     dead: bool = False
@@ -187,15 +190,7 @@ class McpServers:
                 tools = await list_tools(client, connection.server)
                 connection.client = client
                 connection.ready.set_result(tools)
-                ended = getattr(connection.process, "ended", None)
-                waits = [asyncio.ensure_future(connection.stop.wait())]
-                if ended is not None:
-                    waits.append(asyncio.ensure_future(ended.wait()))
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for wait in waits:
-                        wait.cancel()
+                await _stopped_or_gone(connection)
         except Exception as exc:
             failure = connection.mask(await _start_failure(connection, exc))
             if not connection.ready.done():
@@ -203,11 +198,12 @@ class McpServers:
                     ToolFailure(_could_not_start(connection.server, failure))
                 )
             else:
-                log.info("MCP server %s stopped: %s", connection.server, connection.mask(failure))
+                log.info("MCP server %s stopped: %s", connection.server, failure)
         finally:
             connection.dead = True
             if not connection.ready.done():
-                connection.ready.set_exception(ToolFailure("The MCP server was stopped"))
+                stopped = _could_not_start(connection.server, "it was stopped")
+                connection.ready.set_exception(ToolFailure(stopped))
 
     def _transport(self, connection: Connection, config: dict[str, Any], workspace: Path | None):
         def secret(name: str) -> str:
@@ -329,6 +325,18 @@ def _key(record: dict[str, Any], workspace: Path | None) -> tuple[str, ...]:
     """What a running server was started from: a change to any of it needs a new one."""
     where = str(workspace) if record["config"]["transport"] == "stdio" else ""
     return (record["id"], str(record["updatedAt"]), where)
+
+
+async def _stopped_or_gone(connection: Connection) -> None:
+    """Wait until the pool stops the server, or (stdio) its process ends."""
+    waits = [asyncio.ensure_future(connection.stop.wait())]
+    if connection.process is not None:
+        waits.append(asyncio.ensure_future(connection.process.ended.wait()))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _could_not_start(server: str, why: str) -> str:
