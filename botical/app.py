@@ -52,6 +52,7 @@ from botical.services.sessions import SessionService
 from botical.services.todos import TodoService
 from botical.services.users import UserService
 from botical.tools.base import Tool
+from botical.tools.mcp import McpServers
 from botical.tools.toolbox import Toolbox
 from botical.websocket.broadcaster import Broadcaster, ChannelKind
 from botical.websocket.connections import ConnectionRegistry
@@ -232,7 +233,12 @@ class Botical:
         registered = {r.name: _sourced(r) for r in self.registries["tools"]}
         limits = settings.tools
         self.custom_tools = CustomToolService(
-            db, bus, registered, limits.bash_max_timeout, limits.bash_timeout
+            db,
+            bus,
+            registered,
+            limits.bash_max_timeout,
+            limits.bash_timeout,
+            McpServers(limits, settings.data_path),
         )
         self.toolbox = Toolbox(registered, self.custom_tools)
 
@@ -322,6 +328,7 @@ class Botical:
             except Exception:
                 log.exception("a plugin's shutdown hook failed")
         if self._opened:
+            await self.custom_tools.close()  # after the runs: stops the MCP servers
             for provider in self.providers.values():
                 close = getattr(provider, "aclose", None)
                 if close is not None:

@@ -54,6 +54,10 @@ class ToolSettings:
     output_limit: int = 64 * 1024
     read_limit: int = 256 * 1024
     write_limit: int = 10 * 1024 * 1024
+    mcp_start_timeout: float = 30.0
+    mcp_idle_timeout: float = 600.0
+    mcp_max_servers: int = 32
+    mcp_max_message_size: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,12 @@ class ToolsSchema(_Strict):
     output_limit = fields.Integer(load_default=64 * 1024, validate=validate.Range(min=1024))
     read_limit = fields.Integer(load_default=256 * 1024, validate=validate.Range(min=1024))
     write_limit = fields.Integer(load_default=10 * 1024 * 1024, validate=validate.Range(min=1024))
+    mcp_start_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=600))
+    mcp_idle_timeout = fields.Float(load_default=600.0, validate=validate.Range(min=0))
+    mcp_max_servers = fields.Integer(load_default=32, validate=validate.Range(min=1, max=1000))
+    mcp_max_message_size = fields.Integer(
+        load_default=4 * 1024 * 1024, validate=validate.Range(min=1024)
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ToolSettings:

@@ -235,7 +235,7 @@ class ToolResult(Schema):
     readOnly = boolean()
     needsExec = boolean()
     id = optional(string(), "custom tools only")
-    kind = optional(string(), "custom tools only: command or http")
+    kind = optional(string(), "custom tools only: command, http or mcp")
     config = optional(mapping(), "custom tools only; secrets as {secret:NAME}")
     enabled = optional(boolean(), "custom tools only")
 

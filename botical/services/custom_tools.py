@@ -1,48 +1,51 @@
-"""Custom tools: tools a project admin defines, each a command to run or an HTTP request to send.
+"""Custom tools: tools a project admin defines, each a command to run, an HTTP request to send,
+or an MCP server whose tools the project gets (see botical/services/mcp_config.py).
 
 A tool's `parameters` is a JSON Schema (draft 2020-12) of type object, checked on save and used
 to validate the model's arguments before anything runs. Its `config` holds templates in which
 `{name}` stands for the string value of the top-level argument `name`, and, in HTTP header
-values only, `{secret:NAME}` for a secret read at call time (`BOTICAL_SECRET_NAME` or
-`<data_dir>/secrets/NAME`), so secrets are never stored. Templates are checked on save: every
-placeholder must name a property of `parameters`.
+values (and an MCP server's env and header values) only, `{secret:NAME}` for a secret read when
+it is used (`BOTICAL_SECRET_NAME` or `<data_dir>/secrets/NAME`), so secrets are never stored.
+Templates are checked on save (botical/services/tool_checks.py): every placeholder must name a
+property of `parameters`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
-from typing import Any
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError as JsonSchemaError
 from marshmallow import Schema, fields, post_load, validate
 
 from botical.auth.identity import Identity
 from botical.auth.permissions import Permissions
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
-from botical.db.models import CustomTool
+from botical.db.models import CustomTool, Project
 from botical.errors import Conflict, NotFound, ValidationError
 from botical.ids import new_id
 from botical.schema import Bool, load
+from botical.services.mcp_config import MAX_SERVER_NAME, SDK_MISSING, mcp_config, sdk_installed
+from botical.services.tool_checks import (  # noqa: F401 (PLACEHOLDER: the runtime's too)
+    HEADER_NAME,
+    PLACEHOLDER,
+    check_parameters,
+    check_templates,
+)
 
-KINDS = ("command", "http")
+if TYPE_CHECKING:
+    from botical.tools.mcp import McpServers
+
+KINDS = ("command", "http", "mcp")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-MAX_PARAMETERS_BYTES = 64 * 1024
 MAX_TEMPLATE = 8192
 MAX_ARGV = 64
 MAX_HEADERS = 50
 HTTP_MAX_TIMEOUT = 120
 MIN_RESPONSE_BYTES = 1024
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
-# `{name}`: an argument; `{secret:NAME}`: a secret (header values only)
-PLACEHOLDER = re.compile(r"\{(?:(secret):)?([A-Za-z_][A-Za-z0-9_]*)\}")
-SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -130,6 +133,7 @@ class CustomToolService:
         registered: Iterable[str],
         max_timeout: int,
         default_timeout: int,
+        mcp: McpServers | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -137,7 +141,9 @@ class CustomToolService:
         self._configs: dict[str, Schema] = {
             "command": command_config(max_timeout, default_timeout),
             "http": HttpConfig(),
+            "mcp": mcp_config(max_timeout, default_timeout),
         }
+        self.mcp = mcp  # the running MCP servers of `mcp` tools, stopped when they change
 
     def _publish(self, name: str, data: dict[str, Any], project_id: str) -> None:
         self._bus.publish(Event(name, data, project_id=project_id))
@@ -145,10 +151,10 @@ class CustomToolService:
     async def create(
         self, project_id: str, identity: Identity, data: dict[str, Any]
     ) -> dict[str, Any]:
-        """Define a tool (`data` as ToolFields loads it) in a project; a command tool needs the
-        caller's code execution."""
+        """Define a tool (`data` as ToolFields loads it) in a project; a command tool or a
+        stdio MCP server needs the caller's code execution."""
         tool = dict(data)
-        _check_exec(identity, tool["kind"])
+        _check_exec(identity, tool["kind"], tool["config"])
         tool = self._validated(tool)
         self._check_name(tool["name"])
 
@@ -186,14 +192,15 @@ class CustomToolService:
     async def update(
         self, tool_id: str, identity: Identity, changes: dict[str, Any]
     ) -> dict[str, Any]:
-        """Change some fields (`changes` as ToolChanges loads them); the whole tool is
-        validated again. Command tools need exec."""
+        """Change some fields (`changes` with any fields of ToolFields, loaded); the whole
+        tool is validated again. Command tools and stdio MCP servers need exec; the server of
+        a changed MCP tool is stopped (it restarts on use)."""
 
         def apply() -> CustomTool:
             row = _row(tool_id)
             merged = {key: getattr(row, key) for key in ToolFields().fields} | changes
-            _check_exec(identity, row.kind)
-            _check_exec(identity, merged["kind"])
+            _check_exec(identity, row.kind, row.config)
+            _check_exec(identity, merged["kind"], merged["config"])
             tool = self._validated(merged)
             if tool["name"] != row.name:
                 self._check_name(tool["name"])
@@ -205,6 +212,7 @@ class CustomToolService:
             return row
 
         updated = tool_to_dict(await self._db.atomic(_unique(apply)))
+        self._forget(tool_id)
         self._publish("tool.updated", {"tool": updated}, updated["projectId"])
         return updated
 
@@ -217,7 +225,24 @@ class CustomToolService:
             return row.project_id
 
         project_id = await self._db.atomic(remove)
+        self._forget(tool_id)
         self._publish("tool.deleted", {"toolId": tool_id, "projectId": project_id}, project_id)
+
+    async def workspace(self, project_id: str) -> Path | None:
+        """The project's directory, where its MCP servers run (None: it has none)."""
+        path = await self._db.run(
+            lambda: Project.select(Project.path).where(Project.id == project_id).scalar()
+        )
+        return Path(path) if path else None
+
+    async def close(self) -> None:
+        """Stop the MCP servers (on shutdown)."""
+        if self.mcp is not None:
+            await self.mcp.close()
+
+    def _forget(self, tool_id: str) -> None:
+        if self.mcp is not None:
+            self.mcp.forget(tool_id)
 
     def _check_name(self, name: str) -> None:
         if name in self._registered:
@@ -226,7 +251,7 @@ class CustomToolService:
     def _validated(self, tool: dict[str, Any]) -> dict[str, Any]:
         """The tool with its config loaded by its kind's schema; VALIDATION_ERROR naming every
         field that is wrong."""
-        errors: dict[str, Any] = {}
+        errors: dict[str, Any] = _mcp_errors(tool) if tool["kind"] == "mcp" else {}
         parameter_errors = check_parameters(tool["parameters"])
         if parameter_errors:
             errors["parameters"] = parameter_errors
@@ -246,8 +271,22 @@ class CustomToolService:
         return {**tool, "config": config}
 
 
-def _check_exec(identity: Identity, kind: str) -> None:
-    if kind == "command":  # defining a command tool is as good as running one
+def _mcp_errors(tool: dict[str, Any]) -> dict[str, Any]:
+    """What an MCP server's record may not have: the SDK missing, a long name, parameters."""
+    errors: dict[str, Any] = {}
+    if not sdk_installed():
+        errors["kind"] = [SDK_MISSING]
+    if len(tool["name"]) > MAX_SERVER_NAME:
+        errors["name"] = [f"An MCP server's name has at most {MAX_SERVER_NAME} characters."]
+    if tool["parameters"] != EMPTY_PARAMETERS:
+        errors["parameters"] = ["An MCP server's tools bring their own parameters: leave it out."]
+    return errors
+
+
+def _check_exec(identity: Identity, kind: str, config: Any) -> None:
+    # Defining a command tool, or an MCP server run as a command, is as good as running one.
+    http_server = kind == "mcp" and isinstance(config, dict) and config.get("transport") == "http"
+    if kind == "command" or (kind == "mcp" and not http_server):
         Permissions.require_code_execution(identity)
 
 
@@ -274,98 +313,3 @@ def _unique(fn: Any) -> Any:
             raise Conflict("A tool with this name already exists in this project") from None
 
     return call
-
-
-def check_parameters(schema: Any) -> list[str]:
-    """What is wrong with a tool's parameter schema (nothing: an empty list)."""
-    if not isinstance(schema, dict) or schema.get("type") != "object":
-        return ['Must be a JSON Schema with "type": "object".']
-    if len(json.dumps(schema)) > MAX_PARAMETERS_BYTES:
-        return [f"Must be at most {MAX_PARAMETERS_BYTES} bytes of JSON."]
-    try:
-        Draft202012Validator.check_schema(schema)
-    except JsonSchemaError as exc:
-        where = "/".join(str(p) for p in exc.path)
-        return [f"Not a valid JSON Schema: {exc.message}" + (f" (at /{where})" if where else "")]
-    except RecursionError:
-        return ["Nested too deeply."]
-    remote = sorted(set(_remote_refs(schema)))
-    if remote:
-        return [f"Only local references (#...) are allowed: {', '.join(remote)}."]
-    return []
-
-
-def _remote_refs(value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("$ref", "$dynamicRef") and isinstance(item, str):
-                if not item.startswith("#"):
-                    yield item
-            else:
-                yield from _remote_refs(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _remote_refs(item)
-
-
-def check_templates(kind: str, config: dict[str, Any], properties: set[str]) -> dict[str, Any]:
-    """Unknown or misplaced placeholders in a loaded config, as marshmallow-style messages."""
-    errors: dict[str, Any] = {}
-    if kind == "command":
-        argv = {
-            i: problems
-            for i, template in enumerate(config["argv"])
-            if (problems := _placeholder_errors(template, properties))
-        }
-        program = config["argv"][0]
-        if not program.strip() or PLACEHOLDER.search(program):
-            argv.setdefault(0, []).append("The program must be given, without placeholders.")
-        if argv:
-            errors["argv"] = argv
-        return errors
-    url_problems = _url_errors(config["url"], properties)
-    if url_problems:
-        errors["url"] = url_problems
-    headers = {
-        name: problems
-        for name, template in config["headers"].items()
-        if (problems := _placeholder_errors(template, properties, secrets=True))
-    }
-    if headers:
-        errors["headers"] = headers
-    if config["method"] == "GET" and config["body"] == "json":
-        errors["body"] = ['A GET request has no body: use "none".']
-    return errors
-
-
-def _placeholder_errors(template: str, properties: set[str], secrets: bool = False) -> list[str]:
-    problems = []
-    if any(c in template for c in "\r\n\x00"):
-        problems.append("May not contain line breaks or NUL characters.")
-    for match in PLACEHOLDER.finditer(template):
-        kind, name = match.groups()
-        if kind and not secrets:
-            problems.append(f"{match.group(0)}: secrets may only be used in header values.")
-        elif kind and not SECRET_NAME.match(name):
-            problems.append(f"{match.group(0)}: secret names are A-Z, 0-9 and _, starting A-Z.")
-        elif not kind and name not in properties:
-            problems.append(f"Unknown placeholder {match.group(0)}: not a parameter property.")
-    return problems
-
-
-def _url_errors(url: str, properties: set[str]) -> list[str]:
-    try:
-        parts = urlsplit(url)
-        if PLACEHOLDER.search(f"{parts.scheme}://{parts.netloc}"):
-            return ["Placeholders may not be used in the scheme, host or port."]
-        parts.port  # noqa: B018 (raises ValueError for a port out of range)
-    except ValueError:
-        return ["Not a valid URL."]
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return ["Must be an http:// or https:// URL with a host."]
-    if parts.username is not None or parts.password is not None:
-        return ["Credentials may not be stored in the URL: send them in a {secret:NAME} header."]
-    problems = _placeholder_errors(url, properties)
-    if any(c.isspace() for c in url):
-        problems.append("May not contain whitespace.")
-    return problems

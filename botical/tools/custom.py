@@ -1,4 +1,5 @@
-"""Custom tools at run time: a stored definition becomes a `Tool`, and its two executors.
+"""Custom tools at run time: a stored definition becomes a `Tool` (an MCP server becomes its
+tools, see botical/tools/mcp.py), and the executors of command and http tools.
 
 `command`: argv templates run without a shell in the project directory, with the minimal
 environment, a timeout and the output cap; a placeholder's value replaces text inside its own
@@ -9,11 +10,12 @@ not followed, the answer cut at `maxResponseBytes`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import referencing
@@ -29,9 +31,33 @@ from botical.services.custom_tools import PLACEHOLDER
 from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 from botical.tools.bash import command_result
 
+if TYPE_CHECKING:
+    from botical.services.custom_tools import CustomToolService
+
 SECRET_ENV_PREFIX = "BOTICAL_SECRET_"
 SECRETS_DIR = "secrets"
 SECRET_MASK = "[secret]"
+
+
+async def project_tools(
+    service: CustomToolService, project_id: str, include_disabled: bool = False
+) -> list[Tool]:
+    """The `Tool`s of a project's custom tools, by name: one per command or http tool, and the
+    tools of each enabled MCP server (started when needed; one that cannot start adds none)."""
+    records = await service.list(project_id, enabled_only=not include_disabled)
+    servers = [r for r in records if r["kind"] == "mcp" and r["enabled"]]
+    found: dict[str, list[Tool]] = {}
+    if servers and service.mcp is not None:
+        workspace = await service.workspace(project_id)
+        listed = await asyncio.gather(*(service.mcp.tools(r, workspace) for r in servers))
+        found = {record["id"]: tools for record, tools in zip(servers, listed, strict=True)}
+    tools: list[Tool] = []
+    for record in records:
+        if record["kind"] == "mcp":
+            tools.extend(found.get(record["id"], ()))
+        else:
+            tools.append(custom_tool(record))
+    return tools
 
 
 def custom_tool(record: dict[str, Any]) -> Tool:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from botical.services.custom_tools import CustomToolService
 from botical.tools.base import Tool
-from botical.tools.custom import custom_tool
+from botical.tools.custom import project_tools
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,9 @@ class Toolbox:
         """The project's tools by name: the registered ones, then its enabled custom tools (and
         its disabled ones when asked, for listing)."""
         tools = dict(self.registered)
-        for record in await self._custom.list(project_id, enabled_only=not include_disabled):
-            if record["name"] in tools:  # a plugin installed after the tool was defined
-                log.warning("custom tool %s is shadowed by a registered tool", record["id"])
+        for tool in await project_tools(self._custom, project_id, include_disabled):
+            if tool.name in tools:  # a plugin installed after the tool was defined
+                log.warning("custom tool %s is shadowed by a registered tool", tool.name)
                 continue
-            tools[record["name"]] = custom_tool(record)
+            tools[tool.name] = tool
         return tools

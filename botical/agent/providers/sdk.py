@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from botical.agent.providers.base import ModelRequest, ProviderConfig, StreamEvent
+from botical.agent.providers.base import (
+    ModelRequest,
+    ProviderConfig,
+    StreamEvent,
+    ToolCallRequest,
+)
+from botical.agent.providers.names import WireNames
 from botical.errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -38,9 +44,10 @@ class SdkProvider:
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Stream the model's answer to `request`; raise ProviderError on failure."""
         sdk = self._import_sdk()
+        names = WireNames(request)  # `mcp.<server>.<tool>` is not a name the APIs accept
         try:
-            async for event in self._events(sdk, request):
-                yield event
+            async for event in self._events(sdk, names.outbound(request)):
+                yield names.inbound(event) if isinstance(event, ToolCallRequest) else event
         except ProviderError:
             raise
         except Exception as err:

@@ -467,3 +467,34 @@ async def test_missing_sdk_says_how_to_install(monkeypatch):
     assert isinstance(error, ProviderError)
     assert error.details == {"kind": "not_installed"}
     assert "pip install 'botical[openai]'" in error.message
+
+
+@pytest.mark.gen_test
+async def test_tool_names_with_dots_are_mapped_for_the_api_and_back(openai_api):
+    mcp_tool = ToolSpec("mcp.github.create_issue", "Open an issue.", WEATHER.parameters)
+    taken = ToolSpec("mcp__github__create_issue", "A custom tool of that name.", {})
+    function = {"name": "mcp__github__create_issue_57095cf5", "arguments": "{}"}
+    openai_api.reply(
+        Reply(
+            [
+                chunk({"tool_calls": [{"index": 0, "id": "c1", "function": function}]}),
+                chunk({}, "tool_calls"),
+                sse_data("[DONE]"),
+            ]
+        )
+    )
+    history = (
+        ModelMessage("user", "File it"),
+        ModelMessage("assistant", tool_calls=(ToolCallRequest("c0", mcp_tool.name, {}),)),
+        ModelMessage("tool", "done", tool_call_id="c0", name=mcp_tool.name),
+    )
+    request = ModelRequest("gpt-4o-mini", "", history, (mcp_tool, taken))
+
+    events, error = await collect(provider_for(openai_api), request)
+
+    assert error is None
+    sent = openai_api.requests[0]
+    names = [tool["function"]["name"] for tool in sent["tools"]]
+    assert names == ["mcp__github__create_issue_57095cf5", "mcp__github__create_issue"]
+    assert sent["messages"][1]["tool_calls"][0]["function"]["name"] == names[0]
+    assert events[0] == ToolCallRequest("c1", "mcp.github.create_issue", {})
