@@ -116,9 +116,8 @@ async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """List this connection's channels with their current seq (WebSocket only)."""
     assert ctx.connection is not None  # no REST route: only sockets call it
     broadcaster = ctx.app.broadcaster
-    return {
-        "items": [{"channel": c, "seq": broadcaster.seq(c)} for c in ctx.connection.subscriptions]
-    }
+    channels = list(ctx.connection.subscriptions)
+    return {"items": [{"channel": c, "seq": await broadcaster.current_seq(c)} for c in channels]}
 
 
 @hookimpl
