@@ -1,7 +1,7 @@
 """A real `botical serve` subprocess and a headless Debian Chromium driven by selenium.
 
-Chromium and ChromeDriver come from Debian (`apt-get install chromium chromium-driver`; .ci/run
-installs them). Selenium is given both paths, so it never looks for or downloads a browser.
+Chromium and ChromeDriver come from Debian (`apt-get install chromium chromium-driver`;
+.ci/prepare, run by `make test`, installs them). Selenium is given both paths, so it never looks for or downloads a browser.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def browser(
     if missing:
         pytest.fail(
             f"{' and '.join(missing)} not found: the browser tests need Debian's Chromium "
-            "(apt-get install -y chromium chromium-driver, as .ci/run does)",
+            "(apt-get install -y chromium chromium-driver, as .ci/prepare does)",
             pytrace=False,
         )
     options = Options()
