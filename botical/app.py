@@ -17,6 +17,7 @@ import tornado.netutil
 import tornado.web
 
 from botical.agent.providers.base import ProviderConfig
+from botical.agent.providers.check import check_models
 from botical.agent.runner import Runner
 from botical.auth.apikeys import ApiKeyService
 from botical.auth.identity import Authenticator
@@ -139,7 +140,9 @@ class Botical:
         }
         self.tools: dict[str, Tool] = {r.name: _sourced(r) for r in self.registries["tools"]}
         self.users = UserService(self.db)
-        self.projects = ProjectService(self.db, self.bus, settings.workspace_roots)
+        self.projects = ProjectService(
+            self.db, self.bus, settings.workspace_roots, data_dir / "workspaces"
+        )
         self.tokens = TokenService(
             secret, self.db, settings.auth.token_ttl, settings.auth.max_token_ttl
         )
@@ -148,6 +151,7 @@ class Botical:
         self.permissions = Permissions(self.db, settings.auth.role_cache_ttl)
         for name in ("member.*", "project.deleted"):
             self.bus.subscribe(name, self.permissions.membership_changed)
+        check_models(settings, self.providers, self.registries["agents"])
         self.agents = AgentService.from_configs(
             self.db, (r.value for r in self.registries["agents"])
         )

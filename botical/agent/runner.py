@@ -98,6 +98,8 @@ class Runner:
                 model_ref,
                 idempotency_key,
             )
+            if created and not session["title"]:
+                await self.app.sessions.title_from(session_id, content)
         except BaseException:
             self._release(run)
             raise

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from botical.agent.providers.base import ModelRequest, ProviderConfig, StreamEvent
+from botical.agent.providers.check import install_command
 from botical.errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class SdkProvider:
         except ImportError as err:
             raise ProviderError(
                 f"Provider {self.name!r} needs the {self.sdk_module} SDK: "
-                f"pip install 'botical[{self.sdk_module}]'",
+                f"{install_command(self.sdk_module)}",
                 details={"kind": "not_installed"},
             ) from err
 

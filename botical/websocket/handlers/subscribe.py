@@ -35,6 +35,7 @@ PROJECT_EVENTS = frozenset({"session.created", "session.updated", "agent.status_
 USER_EVENTS = frozenset(
     {
         "tool.approval_required",
+        "project.created",
         "member.added",
         "member.updated",
         "member.removed",

@@ -1,7 +1,8 @@
 """A real `botical serve` subprocess and a headless Debian Chromium driven by selenium.
 
 Chromium and ChromeDriver come from Debian (`apt-get install chromium chromium-driver`;
-.ci/prepare, run by `make test`, installs them). Selenium is given both paths, so it never looks for or downloads a browser.
+.ci/prepare, run by `make test`, installs them). Selenium is given both paths, so it never looks
+for or downloads a browser.
 """
 
 from __future__ import annotations
