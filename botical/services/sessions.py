@@ -45,7 +45,7 @@ def session_to_dict(session: Session | Any) -> dict[str, Any]:
 def message_title(content: str) -> str:
     """A session title from a message: its first non-blank line, whitespace collapsed."""
     line = next((line for line in content.splitlines() if line.strip()), "")
-    title = " ".join(line.split())
+    title = " ".join(line.lstrip(" #>").split())  # a markdown heading or quote: its text
     return title if len(title) <= TITLE_LENGTH else title[: TITLE_LENGTH - 1].rstrip() + "…"
 
 

@@ -41,7 +41,7 @@ function copyButton(code) {
   const button = Object.assign(document.createElement("button"), { type: "button", className: "copy", textContent: "Copy" });
   button.addEventListener("click", async () => {
     try {
-      await copy(code.textContent);
+      await copy(code.textContent.replace(/\n$/, ""));
       button.textContent = "Copied";
     } catch {
       button.textContent = "Copy failed";
