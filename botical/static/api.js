@@ -54,7 +54,8 @@ export function signOut() {
 // What each code means for the person at the console; codes whose server message already says
 // what happened (CONFLICT, NOT_FOUND, ...) keep that message.
 const SENTENCES = {
-  UNAUTHORIZED: "You are not signed in, or your sign-in expired: open the URL botical serve printed.",
+  UNAUTHORIZED:
+    "You are not signed in, or your sign-in expired: open the URL botical serve printed.",
   RATE_LIMITED: "Too many requests at once: wait a moment and try again.",
   PAYLOAD_TOO_LARGE: "That is too large to send.",
   TIMEOUT: "The server took too long to answer.",
@@ -70,12 +71,18 @@ function asSentence(text) {
   return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
+// marshmallow's messages by field: a list of strings, or a nested object of the same.
+function flatten(problems) {
+  if (Array.isArray(problems)) return problems.map(flatten).join(" ");
+  if (problems && typeof problems === "object")
+    return Object.values(problems).map(flatten).join(" ");
+  return String(problems);
+}
+
 function fieldProblems(details) {
   if (!details || typeof details !== "object") return "";
-  const flat = (value) => (Array.isArray(value) ? value.map(flat).join(" ") : typeof value === "object" ? Object.values(value).map(flat).join(" ") : String(value));
   return Object.entries(details)
-    .map(([field, problems]) => `Check ${field}: ${flat(problems)}`)
-    .map(asSentence)
+    .map(([field, problems]) => asSentence(`Check ${field}: ${flatten(problems)}`))
     .join(" ");
 }
 

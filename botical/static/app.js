@@ -40,9 +40,13 @@ class Console {
     $("sign-out").hidden = false;
     this.bind();
     this.client.connect();
-    this.follow(`user:${this.me.user.id}`, () => this.loadProjects(), (name, data) => {
-      this.userEvent(name, data);
-    });
+    this.follow(
+      `user:${this.me.user.id}`,
+      () => this.loadProjects(),
+      (name, data) => {
+        this.userEvent(name, data);
+      },
+    );
   }
 
   bind() {
@@ -115,7 +119,10 @@ class Console {
   userEvent(name, data) {
     if (name === "project.created") this.showProject(data.project);
     else if (name === "member.added" && data.member.userId === this.me.user.id) {
-      api("GET", `/api/projects/${data.member.projectId}`).then((project) => this.showProject(project), () => {});
+      api("GET", `/api/projects/${data.member.projectId}`).then(
+        (project) => this.showProject(project),
+        () => {},
+      );
     } else if (name === "member.removed" && data.userId === this.me.user.id) {
       this.dropProject(data.projectId);
     } else if (name === "project.deleted") this.dropProject(data.projectId);
@@ -124,7 +131,10 @@ class Console {
   showProject(project) {
     const existing = this.item("projects", project.id);
     if (existing) existing.firstChild.textContent = project.name;
-    else $("projects").append(this.pickerItem(project.id, project.name, () => this.openProject(project.id)));
+    else
+      $("projects").append(
+        this.pickerItem(project.id, project.name, () => this.openProject(project.id)),
+      );
     this.select("projects", this.projectId);
   }
 
@@ -161,9 +171,13 @@ class Console {
     this.closeSession();
     $("new-session").disabled = false;
     $("sessions").replaceChildren();
-    this.follow(`project:${projectId}`, () => this.loadSessions(projectId), (name, data) => {
-      if (name.startsWith("session.")) this.showSession(data.session);
-    });
+    this.follow(
+      `project:${projectId}`,
+      () => this.loadSessions(projectId),
+      (name, data) => {
+        if (name.startsWith("session.")) this.showSession(data.session);
+      },
+    );
     this.loadAgents(projectId);
   }
 
@@ -178,10 +192,16 @@ class Console {
   async loadAgents(projectId) {
     const agents = await this.client.request("agents.list", { projectId }).catch(() => null);
     if (!agents || this.projectId !== projectId) return;
-    const option = (agent) => Object.assign(el("option", "", {}, agent.name), { value: agent.name, title: agent.description });
+    const option = (agent) =>
+      Object.assign(el("option", "", {}, agent.name), {
+        value: agent.name,
+        title: agent.description,
+      });
     $("agent").replaceChildren(...agents.items.map(option));
     const models = new Set(["echo", ...agents.items.map((agent) => agent.model).filter(Boolean)]);
-    $("models").replaceChildren(...[...models].map((model) => Object.assign(el("option"), { value: model })));
+    $("models").replaceChildren(
+      ...[...models].map((model) => Object.assign(el("option"), { value: model })),
+    );
     if (this.view) $("agent").value = this.view.session.agent;
   }
 
@@ -312,7 +332,8 @@ class Console {
   }
 
   select(listId, id) {
-    for (const item of $(listId).children) item.classList.toggle("selected", item.dataset.id === id);
+    for (const item of $(listId).children)
+      item.classList.toggle("selected", item.dataset.id === id);
   }
 }
 
@@ -322,7 +343,8 @@ async function main() {
     me = await signIn();
   } catch (error) {
     const { sentence, code } = explain(error);
-    if (code === "UNAUTHORIZED") notice("Open the URL that botical serve printed to sign in.", code);
+    if (code === "UNAUTHORIZED")
+      notice("Open the URL that botical serve printed to sign in.", code);
     else notice(`Sign-in failed: ${sentence}`, code);
     return;
   }

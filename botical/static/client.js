@@ -225,7 +225,10 @@ export class BoticalClient {
     this.pending.clear();
     if (code === CLOSE_CREDENTIAL || (!wasReady && (await this.credentialRefused()))) {
       this.signedOut = true;
-      this.onState("offline", "Your sign-in expired or was revoked: open the URL botical serve printed");
+      this.onState(
+        "offline",
+        "Your sign-in expired or was revoked: open the URL botical serve printed",
+      );
       return;
     }
     if (code === CLOSE_ABUSE) this.attempt = 10;

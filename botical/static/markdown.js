@@ -15,7 +15,13 @@ function highlight(code, language) {
   }
 }
 
-const md = markdownit({ html: false, linkify: true, breaks: true, langPrefix: "hljs language-", highlight });
+const md = markdownit({
+  html: false,
+  linkify: true,
+  breaks: true,
+  langPrefix: "hljs language-",
+  highlight,
+});
 
 // Links open elsewhere, and tell nothing about the console to where they lead.
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
@@ -38,7 +44,11 @@ async function copy(text) {
 }
 
 function copyButton(code) {
-  const button = Object.assign(document.createElement("button"), { type: "button", className: "copy", textContent: "Copy" });
+  const button = Object.assign(document.createElement("button"), {
+    type: "button",
+    className: "copy",
+    textContent: "Copy",
+  });
   button.addEventListener("click", async () => {
     try {
       await copy(code.textContent.replace(/\n$/, ""));

@@ -35,7 +35,8 @@ export class SessionView {
 
   // Replace everything with a sessions.sync result.
   load(state) {
-    for (const map of [this.parts, this.texts, this.messages, this.calls, this.approvals]) map.clear();
+    for (const map of [this.parts, this.texts, this.messages, this.calls, this.approvals])
+      map.clear();
     $("transcript").replaceChildren();
     $("approvals").replaceChildren();
     this.session = state.session;
@@ -143,7 +144,10 @@ export class SessionView {
   schedule(partId) {
     if (this.pending.has(partId)) return;
     this.pending.add(partId);
-    setTimeout(() => this.pending.delete(partId) && this.render(partId), RENDER_DELAY_MS);
+    setTimeout(() => {
+      this.pending.delete(partId);
+      this.render(partId);
+    }, RENDER_DELAY_MS);
   }
 
   render(partId) {

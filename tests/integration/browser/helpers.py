@@ -6,6 +6,7 @@ import json
 import urllib.request
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
@@ -48,7 +49,10 @@ window.WebSocket = class extends window.WebSocket {
 
 
 def wait(browser: WebDriver, condition: Any, what: str) -> Any:
-    return WebDriverWait(browser, WAIT, poll_frequency=0.05).until(condition, f"waiting for {what}")
+    # A page that reloads meanwhile leaves stale elements behind: look again.
+    stale = [StaleElementReferenceException]
+    waiting = WebDriverWait(browser, WAIT, 0.05, ignored_exceptions=stale)
+    return waiting.until(condition, f"waiting for {what}")
 
 
 def transcript(browser: WebDriver) -> list[tuple[str, str, str]]:
