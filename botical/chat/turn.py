@@ -1,6 +1,7 @@
 """Where a `botical chat` conversation stands: a small state machine.
 
     IDLE --send--> SENDING --sent--> STREAMING --ended--> IDLE
+                      |  (refused, or ended first: IDLE)
                       |                 |   ^
                       |          approval   answered (when no approval is left to ask)
                       |                 v   |
@@ -31,7 +32,12 @@ class State(enum.Enum):
 S = State
 TRANSITIONS: dict[State, dict[str, State]] = {
     S.IDLE: {"send": S.SENDING, "approval": S.AWAITING_APPROVAL, "interrupt": S.DONE},
-    S.SENDING: {"sent": S.STREAMING, "refused": S.IDLE, "interrupt": S.CANCELLING},
+    S.SENDING: {
+        "sent": S.STREAMING,
+        "ended": S.IDLE,  # the run was over before messages.send answered
+        "refused": S.IDLE,
+        "interrupt": S.CANCELLING,
+    },
     S.STREAMING: {"approval": S.AWAITING_APPROVAL, "ended": S.IDLE, "interrupt": S.CANCELLING},
     S.AWAITING_APPROVAL: {"answered": S.STREAMING, "ended": S.IDLE, "interrupt": S.CANCELLING},
     S.CANCELLING: {"refused": S.IDLE, "ended": S.IDLE, "interrupt": S.DONE},
