@@ -19,6 +19,7 @@ import tornado.web
 
 from botical.agent.catalog import Catalog
 from botical.agent.providers.base import Provider, ProviderConfig
+from botical.agent.providers.check import check_models
 from botical.agent.runner import Runner
 from botical.agent.runs import RunBook, RunLeases
 from botical.agent.steps import RunServices, Steps
@@ -221,9 +222,11 @@ class Botical:
         self.providers = {
             r.name: r.value(provider_config(r.name, settings)) for r in self.registries["providers"]
         }
+        check_models(settings, self.providers, self.registries["agents"])
         self.agents = AgentService.from_configs(db, (r.value for r in self.registries["agents"]))
         self.catalog = Catalog(self.agents, self.providers, settings.agent.default_model)
-        self.projects = ProjectService(db, bus, settings.workspace_roots)
+        workspaces = settings.data_path / "workspaces"
+        self.projects = ProjectService(db, bus, settings.workspace_roots, workspaces)
         self.sessions = SessionService(db, bus, self.catalog.check, settings.session_cache_bytes)
         self.messages = MessageService(db, bus)
         self.approvals = ApprovalService(db, bus, settings.agent.approval_timeout)

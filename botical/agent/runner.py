@@ -70,6 +70,8 @@ class Runner:
                 model_ref,
                 idempotency_key,
             )
+            if created and not session["title"]:
+                await self.sessions.title_from(session_id, content)
         except BaseException:
             await self._release(run)
             raise

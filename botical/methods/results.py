@@ -334,6 +334,10 @@ class MemberRemovedEvent(Schema):
     userId = string()
 
 
+class ProjectEvent(Schema):
+    project = one(ProjectResult)
+
+
 class ProjectDeletedEvent(Schema):
     projectId = string()
 
@@ -352,6 +356,7 @@ EVENTS: dict[str, type[Schema]] = {
     "member.added": MemberEvent,
     "member.updated": MemberEvent,
     "member.removed": MemberRemovedEvent,
+    "project.created": ProjectEvent,
     "project.deleted": ProjectDeletedEvent,
 }
 

@@ -36,6 +36,7 @@ SESSION_EVENTS = (
 PROJECT_EVENTS = ("session.created", "session.updated", "agent.status_changed")
 USER_EVENTS = (
     "tool.approval_required",
+    "project.created",
     "member.added",
     "member.updated",
     "member.removed",

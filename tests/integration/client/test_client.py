@@ -283,7 +283,7 @@ async def test_a_dropped_socket_resumes_with_no_event_lost_or_repeated(botical_a
         assert client.epoch == botical_app.broadcaster.epoch
         assert SYNCED not in {e.event for e in taken}  # replayed from the buffer, not resynced
         (missed,) = published
-        assert next(e.seq for e in taken if e.event == "session.updated") == missed
+        assert missed in [e.seq for e in taken if e.event == "session.updated"]
         assert _covered(taken) == list(range(taken[0].seq, taken[-1].seq + 1))
         assert _deltas(taken) == SLOW_WORDS
         assert await _stored_text(client, session["id"], sent["runId"]) == SLOW_WORDS

@@ -32,7 +32,7 @@ ROUTES = {
     "member.updated": {U},
     "member.removed": {U},
     "project.deleted": {U},
-    "project.created": set(),
+    "project.created": {U},
     "project.updated": set(),
     "something.else": set(),
 }
