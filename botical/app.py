@@ -214,11 +214,14 @@ class Botical:
         self.apikeys = ApiKeyService(self.db, auth.apikey_touch_interval, self.bus)
         self.auth = Authenticator(self.db, self.tokens, self.apikeys)
         self.permissions = Permissions(self.db, auth.role_cache_ttl)
-        for name in ("member.*", "project.deleted"):
-            self.bus.subscribe(name, self.permissions.membership_changed)
+        for name in ("member.*", "project.deleted"):  # on any node
+            self.bus.subscribe(name, self.permissions.membership_changed, cluster=True)
 
     def _open_services(self) -> None:
         settings, db, bus = self.settings, self.db, self.bus
+        self.connections = ConnectionRegistry()
+        kinds = (r.value for r in self.registries["channels"])
+        self.broadcaster = bus.broadcaster(self.connections, kinds, settings.websocket)
         self.providers = {
             r.name: r.value(provider_config(r.name, settings)) for r in self.registries["providers"]
         }
@@ -227,7 +230,10 @@ class Botical:
         self.catalog = Catalog(self.agents, self.providers, settings.agent.default_model)
         workspaces = settings.data_path / "workspaces"
         self.projects = ProjectService(db, bus, settings.workspace_roots, workspaces)
-        self.sessions = SessionService(db, bus, self.catalog.check, settings.session_cache_bytes)
+        shared = self.broadcaster if bus.shared else None  # other nodes change sessions too
+        self.sessions = SessionService(
+            db, bus, self.catalog.check, settings.session_cache_bytes, shared
+        )
         self.messages = MessageService(db, bus)
         self.approvals = ApprovalService(db, bus, settings.agent.approval_timeout)
         self.todos = TodoService(db, bus)
@@ -253,10 +259,6 @@ class Botical:
         self.runner = Runner(steps, book)
 
     def _open_realtime(self) -> None:
-        ws = self.settings.websocket
-        self.connections = ConnectionRegistry()
-        kinds = (r.value for r in self.registries["channels"])
-        self.broadcaster = self.bus.broadcaster(self.connections, kinds, ws)
         methods = (r.value for r in self.registries["methods"])
         self.dispatcher = Dispatcher(self, methods, (r.value for r in self.registries["scopes"]))
         self.lifecycle = ConnectionService(self)

@@ -6,16 +6,18 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import shlex
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import botical
-from botical import chat
+from botical import chat, workers
 from botical.app import Botical
 from botical.auth.identity import operator_identity
 from botical.config import Settings, load_settings
@@ -46,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 4096)")
+    serve.add_argument(
+        "--workers", type=int, help="processes serving the port (default 1; BOTICAL_WORKERS)"
+    )
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", parents=[common], help="create a user; prints its id")
@@ -84,6 +89,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "workers": getattr(args, "workers", None),
         "data_dir": args.data_dir,
     }
     return load_settings(args.config, overrides=overrides)
@@ -98,21 +104,18 @@ async def _with_app(settings: Settings, work: Callable[[Botical], Awaitable[Any]
         await app.stop()
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM: one process, or one worker of several (`sockets`)."""
     app = Botical(settings)
-    await app.start()
+    await app.start(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    admin, created = await app.users.ensure_local_admin()
-    if created:
-        log.info("created local admin user %r", admin["name"])
-        project = await app.projects.create(operator_identity(admin), FIRST_PROJECT)
-        log.info("created project %r with its workspace %s", project["name"], project["path"])
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    token = app.tokens.issue(admin["id"]).token if admin else None
-    print("\n".join(_welcome(f"http://{host}:{app.port}/", token)), flush=True)
+    if sockets is None:
+        await _welcome_user(app, app.port)
+    else:
+        log.info("worker %d listening on port %s", os.getpid(), app.port)
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, whose pauses otherwise show up as latency spikes in streamed answers.
     gc.freeze()
@@ -121,6 +124,32 @@ async def _serve(settings: Settings) -> None:
     log.info("stopping")
     await app.stop()
     log.info("stopped")
+
+
+async def _welcome_user(app: Botical, port: int | None) -> None:
+    """The local admin (and a first project) on a new data directory; print the URL."""
+    admin, created = await app.users.ensure_local_admin()
+    if created:
+        log.info("created local admin user %r", admin["name"])
+        project = await app.projects.create(operator_identity(admin), FIRST_PROJECT)
+        log.info("created project %r with its workspace %s", project["name"], project["path"])
+    settings = app.settings
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    token = app.tokens.issue(admin["id"]).token if admin else None
+    print("\n".join(_welcome(f"http://{host}:{port}/", token)), flush=True)
+
+
+def _serve_workers(settings: Settings) -> int:
+    """`serve --workers N`: bind, welcome once, then fork the workers (botical.workers)."""
+    sockets = workers.bind(settings)
+    port = sockets[0].getsockname()[1]
+    asyncio.run(_with_app(settings, lambda app: _welcome_user(app, port)))
+    return workers.run_workers(settings, sockets, lambda n: _worker(settings, sockets))
+
+
+def _worker(settings: Settings, sockets: list[socket.socket]) -> int:
+    asyncio.run(_serve(settings, sockets))
+    return 0
 
 
 def _welcome(url: str, token: str | None) -> list[str]:
@@ -208,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             stream=sys.stderr,
         )
         if args.command == "serve":
+            workers.check_workers(settings)
+            if settings.workers > 1:
+                return _serve_workers(settings)
             asyncio.run(_serve(settings))
         else:
             _run_command(args, settings)

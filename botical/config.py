@@ -106,6 +106,7 @@ class Settings:
     data_dir: str = DEFAULT_DATA_DIR
     database_url: str = ""
     database_workers: int = 4
+    workers: int = 1
     log_level: str = "INFO"
     max_body_size: int = 1024 * 1024
     shutdown_timeout: float = 10.0
@@ -265,6 +266,7 @@ class SettingsSchema(_Strict):
     data_dir = fields.String(load_default=DEFAULT_DATA_DIR, validate=validate.Length(min=1))
     database_url = fields.String(load_default="")
     database_workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    workers = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
     log_level = fields.String(
         load_default="INFO",
         validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),

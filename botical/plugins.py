@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "botical.agent.providers.anthropic",
     "botical.agent.builtin",
     "botical.tools.builtin",
+    "botical.cluster",
     "botical.websocket.server",
     "botical.websocket.channels",
     "botical.methods.projects",

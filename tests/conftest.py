@@ -21,7 +21,8 @@ def _without_password(url: str) -> str:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Stop at once if PostgreSQL tests were asked for but the server does not answer."""
+    """Stop at once if PostgreSQL or Redis were asked for but do not answer."""
+    _check_redis()
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         return
@@ -42,6 +43,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"{POSTGRES_ENV} is set but PostgreSQL at {shown} cannot be reached "
             f"within {POSTGRES_CONNECT_TIMEOUT}s: {reason}\n"
             f"Start PostgreSQL, or unset {POSTGRES_ENV} to run the SQLite tests only.",
+            returncode=3,
+        )
+
+
+def _check_redis() -> None:
+    url = os.environ.get("BOTICAL_TEST_REDIS_URL")
+    if not url:
+        return  # the cluster tests use redis://127.0.0.1:6379/0 and fail if it is not there
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=POSTGRES_CONNECT_TIMEOUT).ping()
+    except redis.RedisError as exc:
+        pytest.exit(
+            f"BOTICAL_TEST_REDIS_URL is set but Redis at {_without_password(url)} does not "
+            f"answer: {exc}\nStart Redis (.ci/run does), or unset the variable.",
             returncode=3,
         )
 

@@ -31,22 +31,27 @@ CONTENT_SECURITY_POLICY = (
 
 
 class HealthHandler(BaseHandler):
-    """`GET /health`: the process is up (no auth)."""
+    """`GET /health`: the process is up (no auth); `node` tells the nodes of a cluster apart."""
 
     def get(self) -> None:
-        self.write_json({"status": "ok", "version": botical.__version__})
+        self.write_json({"status": "ok", "version": botical.__version__, "node": self.botical.node})
 
 
 class ReadyHandler(BaseHandler):
-    """`GET /health/ready`: the database answers (no auth)."""
+    """`GET /health/ready`: the database answers and the bus is connected (no auth)."""
 
     async def get(self) -> None:
+        app = self.botical
         try:
-            await asyncio.wait_for(self.botical.db.run(self.botical.db.ping), READY_TIMEOUT)
+            await asyncio.wait_for(app.db.run(app.db.ping), READY_TIMEOUT)
+            database = "ok"
         except Exception:
-            self.write_json({"status": "unavailable", "checks": {"database": "failed"}}, status=503)
-            return
-        self.write_json({"status": "ready", "checks": {"database": "ok"}})
+            database = "failed"
+        checks = {"database": database, "bus": "ok" if app.bus.healthy else "failed"}
+        if "failed" in checks.values():
+            self.write_json({"status": "unavailable", "checks": checks}, status=503)
+        else:
+            self.write_json({"status": "ready", "checks": checks})
 
 
 class StaticHandler(BaseHandler, tornado.web.StaticFileHandler):

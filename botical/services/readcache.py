@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from botical.jsonout import JSONText
 
@@ -24,8 +24,9 @@ CHANGES_KEPT = 4096  # sessions whose last change time is remembered for reads i
 class ReadCache:
     """An LRU of encoded results per session, bounded in bytes of memory (0 turns it off)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, dropped: Callable[[str], None] = lambda s: None) -> None:
         self.max_bytes = max_bytes
+        self._dropped = dropped  # told when a session's entries go (changed or evicted)
         self.size = 0
         self._entries: OrderedDict[str, dict[Hashable, JSONText]] = OrderedDict()
         self._clock = 0
@@ -43,13 +44,14 @@ class ReadCache:
         """The change clock to pass to `store` for a read about to start."""
         return self._clock
 
-    def store(self, session_id: str, variant: Hashable, text: JSONText, started: int) -> None:
-        """Keep a read made since `started`, unless its session changed meanwhile."""
+    def store(self, session_id: str, variant: Hashable, text: JSONText, started: int) -> bool:
+        """Keep a read made since `started`, unless its session changed meanwhile; whether
+        the session has entries now."""
         if not self.max_bytes or self._changed.get(session_id, self._forgotten) > started:
-            return
+            return session_id in self._entries
         cost = _cost(text)
         if cost > self.max_bytes:
-            return
+            return session_id in self._entries
         entries = self._entries.setdefault(session_id, {})
         self._entries.move_to_end(session_id)
         old = entries.get(variant)
@@ -58,8 +60,10 @@ class ReadCache:
         entries[variant] = text
         self.size += cost
         while self.size > self.max_bytes:
-            _, dropped = self._entries.popitem(last=False)
+            evicted, dropped = self._entries.popitem(last=False)
             self.size -= sum(map(_cost, dropped.values()))
+            self._dropped(evicted)
+        return session_id in self._entries
 
     def changed(self, session_id: str) -> None:
         """The session's stored state changed: drop what is kept of it."""
@@ -71,14 +75,18 @@ class ReadCache:
         dropped = self._entries.pop(session_id, None)
         if dropped:
             self.size -= sum(map(_cost, dropped.values()))
+            self._dropped(session_id)
 
     def clear(self) -> None:
         """Drop everything (sessions were removed in bulk, e.g. with their project)."""
         self._clock += 1
         self._forgotten = self._clock
         self._changed.clear()
+        sessions = list(self._entries)
         self._entries.clear()
         self.size = 0
+        for session_id in sessions:
+            self._dropped(session_id)
 
 
 def _cost(text: JSONText) -> int:

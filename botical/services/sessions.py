@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
@@ -14,6 +14,9 @@ from botical.jsonout import JSONText, dumps
 from botical.services.messages import session_messages
 from botical.services.pagination import page
 from botical.services.readcache import ReadCache
+
+if TYPE_CHECKING:
+    from botical.websocket.broadcaster import ChannelRouter
 
 EDITABLE = ("title", "agent", "model")
 TITLE_LENGTH = 60  # a title taken from the first message: its first line, this long at most
@@ -67,14 +70,31 @@ def _read(session_id: str, include_messages: bool) -> dict[str, Any]:
 
 
 class SessionService:
+    """Sessions, and their encoded reads kept until they change.
+
+    A kept read is dropped by this node's own events at once; with nodes that share the bus
+    (`channels` given), by the publications of other nodes on the session's channel, which
+    this node watches from before the read until the read is dropped.
+    """
+
     def __init__(
-        self, db: Database, bus: EventBus, check: Check | None = None, cache_bytes: int = 0
+        self,
+        db: Database,
+        bus: EventBus,
+        check: Check | None = None,
+        cache_bytes: int = 0,
+        channels: ChannelRouter | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
         self._check = check  # validates agent and model names against a project
-        self._cache = ReadCache(cache_bytes)
+        self._cache = ReadCache(cache_bytes, self._dropped)
+        self._channels = channels
+        self._watched: set[str] = set()
         bus.subscribe("*", self.changed)
+        bus.subscribe("project.deleted", lambda event: self._cache.clear(), cluster=True)
+        if channels is not None:
+            channels.listeners.append(self._published)
 
     def text_stored(self, session_id: str) -> None:
         """Streamed text was written without an event of its own (see `agent.stream`)."""
@@ -159,17 +179,41 @@ class SessionService:
         cached = self._cache.get(session_id, include_messages)
         if cached is not None:
             return cached
+        channel = f"session:{session_id}"
+        if self._channels is not None:  # from before the read: no change can slip by
+            await self._channels.watch(channel)
         started = self._cache.begin()
-        text = JSONText(dumps(await self.get(session_id, include_messages)))
-        self._cache.store(session_id, include_messages, text, started)
+        try:
+            text = JSONText(dumps(await self.get(session_id, include_messages)))
+        except BaseException:
+            self._unwatch(channel)
+            raise
+        kept = self._cache.store(session_id, include_messages, text, started)
+        if self._channels is not None:
+            if kept and session_id not in self._watched:
+                self._watched.add(session_id)  # until the cache drops the session
+            else:
+                self._unwatch(channel)
         return text
 
+    def _published(self, channel: str) -> None:
+        if channel.startswith("session:"):
+            self._cache.changed(channel[8:])
+
+    def _dropped(self, session_id: str) -> None:
+        if session_id in self._watched:
+            self._watched.discard(session_id)
+            self._unwatch(f"session:{session_id}")
+
+    def _unwatch(self, channel: str) -> None:
+        if self._channels is not None:
+            self._channels.unwatch(channel)
+
     def changed(self, event: Event) -> None:
-        """Bus subscriber (every event): a session's events mean its stored state changed."""
+        """Bus subscriber (every event of this node): a session's events mean its stored
+        state changed."""
         if event.session_id is not None:
             self._cache.changed(event.session_id)
-        elif event.name == "project.deleted":  # its sessions went with it
-            self._cache.clear()
 
     async def update(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change title, agent or model of an active session."""

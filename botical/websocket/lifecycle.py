@@ -35,9 +35,17 @@ class ConnectionService:
 
     def start(self) -> None:
         self._revalidator = asyncio.create_task(self._revalidate_loop())
+        bus = self.app.bus
         for name in ("member.*", "project.deleted"):
-            self.app.bus.subscribe(name, self._membership_changed)
-        self.app.bus.subscribe("credential.revoked", self._credential_revoked)
+            bus.subscribe(name, self._membership_changed, cluster=True)
+        bus.subscribe("credential.revoked", self._credential_revoked, cluster=True)
+        bus.subscribe("bus.unavailable", self._bus_lost)
+
+    def _bus_lost(self, event: Event) -> None:
+        """The shared bus failed: what these sockets were told may have gaps. Close them so
+        that clients reconnect (to a healthy node) and resync."""
+        for connection in self.app.connections:
+            connection.close(protocol.CLOSE_INTERNAL, "Event bus unavailable; reconnect")
 
     def _credential_revoked(self, event: Event) -> None:
         """A token or key was revoked: close (4001) the sockets that use it, now (on the next
@@ -94,6 +102,7 @@ class ConnectionService:
     def opened(self, connection: Connection) -> None:
         """Register an authenticated socket, greet it, and close it when its token expires."""
         self.app.connections.add(connection)
+        self.app.bus.connection_counted(connection.user_id, 1)
         connection.start()
         connection.send(self.ready_frame(connection))
         expires = connection.identity.expires_at
@@ -107,6 +116,7 @@ class ConnectionService:
     def closed(self, connection: Connection) -> None:
         """Forget a socket that closed: registries, queue, requests, expiry timer."""
         self.app.connections.remove(connection)
+        self.app.bus.connection_counted(connection.user_id, -1)
         connection.discard()
         handle = self._expiry.pop(connection.id, None)
         if handle is not None:

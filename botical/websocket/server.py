@@ -31,17 +31,20 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         app = self.app
         service = app.lifecycle
         try:
+            unavailable = service.closing or not app.bus.healthy
             if service.closing:
                 raise BoticalError("Server is shutting down")
+            if not app.bus.healthy:
+                raise BoticalError("Event bus unavailable")
             if not self._origin_ok(self.request.headers.get("Origin")):
                 raise Forbidden("Origin not allowed")
             self.identity = await auth.authenticate(self.request, app.auth)
-            if app.connections.count_for_user(self.identity.user_id) >= (
-                service.limits.max_connections_per_user
-            ):
+            user = self.identity.user_id
+            open_ = await app.bus.connections_of(user, app.connections.count_for_user(user))
+            if open_ >= service.limits.max_connections_per_user:
                 raise RateLimited("Too many connections for this user")
         except BoticalError as exc:
-            self.set_status(503 if service.closing else exc.status)
+            self.set_status(503 if unavailable else exc.status)
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(dumps({"error": exc.to_payload()}))
             return

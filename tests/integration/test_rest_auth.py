@@ -262,7 +262,7 @@ async def test_health_needs_no_auth(api):
 async def test_health_ready_reports_the_database_ready(api):
     resp = await api.get("/health/ready")
     assert resp.status == 200
-    assert resp.body == {"status": "ready", "checks": {"database": "ok"}}
+    assert resp.body == {"status": "ready", "checks": {"database": "ok", "bus": "ok"}}
 
 
 @pytest.mark.parametrize(

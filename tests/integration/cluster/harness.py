@@ -1,0 +1,153 @@
+"""Several real `botical serve` processes sharing one database and one Redis: a cluster on
+one machine, each node on its own port (as behind a load balancer)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from botical.testing.wsclient import WsClient
+from tests.integration.client.helpers import (
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    URL_LINE,
+    Transcript,
+    clean_env,
+    free_port,
+    http,
+)
+
+RUN_LEASE = 2.0  # seconds: a killed node's run is reaped within about 1.3x this
+
+
+class Node:
+    """One `botical serve` of the cluster."""
+
+    def __init__(self, name: str, cluster: Cluster, port: int | None = None) -> None:
+        self.name, self.cluster = name, cluster
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.token = ""
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Node:
+        """Start the node and wait for its login URL (it is serving then)."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "botical", "serve", "--port", str(self.port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.cluster.env(),
+            cwd=self.cluster.root,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.stdout = Transcript(self.proc.stdout.fileno(), f"{self.name} stdout")
+        self.stderr = Transcript(self.proc.stderr.fileno(), f"{self.name} stderr")
+        self.token = self.stdout.expect(URL_LINE.pattern, START_TIMEOUT).group(1)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies without a word to anyone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def http(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        """A REST call (as the admin by default); the JSON body, asserting a 2xx status."""
+        status, parsed = http(method, self.base_url + path, token or self.token, body)
+        assert 200 <= status < 300, (self.name, status, parsed)
+        return parsed
+
+    async def connect(self, token: str | None = None) -> WsClient:
+        return await WsClient.connect(self.ws_url, token or self.token)
+
+
+class Cluster:
+    """Nodes sharing a database, a Redis (under a key prefix of their own) and a secret."""
+
+    def __init__(self, root: Path, database_url: str, redis_url: str, **settings: str) -> None:
+        self.root = root
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.prefix = f"botical_test_{secrets.token_hex(4)}"
+        self.secret = secrets.token_urlsafe(48)
+        self.settings = settings
+        self.nodes: list[Node] = []
+
+    def env(self) -> dict[str, str]:
+        env = clean_env()
+        env.update(
+            BOTICAL_DATA_DIR=str(self.root / "data"),
+            BOTICAL_DATABASE_URL=self.database_url,
+            BOTICAL_AUTH_SECRET=self.secret,
+            BOTICAL_BUS_BACKEND="redis",
+            BOTICAL_BUS_URL=self.redis_url,
+            BOTICAL_BUS_PREFIX=self.prefix,
+            BOTICAL_AGENT_RUN_LEASE=str(RUN_LEASE),
+            BOTICAL_PLUGINS_DISABLED="example",
+            **self.settings,
+        )
+        return env
+
+    def start(self, count: int) -> list[Node]:
+        """Start `count` more nodes, one after the other (the first creates the admin)."""
+        started = []
+        for _ in range(count):
+            node = Node(f"node{len(self.nodes) + 1}", self)
+            self.nodes.append(node.start())
+            started.append(node)
+        return started
+
+    def cli(self, *args: str) -> str:
+        """Run a `botical` command against the cluster's database; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "botical", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=self.root,
+            timeout=STOP_TIMEOUT,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def user(self, name: str) -> str:
+        """A new user (no admin rights); their access token."""
+        self.cli("user", "create", name)
+        return self.cli("token", "create", "--user", name)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+def redis_available(url: str) -> bool:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
+def environ_redis() -> str:
+    return os.environ.get("BOTICAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
