@@ -251,8 +251,10 @@ class Botical:
         timeout = self.settings.shutdown_timeout
         if self._server is not None:
             self._server.stop()
-            await self.ws.shutdown(min(timeout, 5.0))
+            # Runs first: each client sees its answer end (interrupted) before the 1001 close,
+            # so what it streamed is exactly what is stored.
             await self.runner.shutdown()
+            await self.ws.shutdown(min(timeout, 5.0))
             try:
                 await asyncio.wait_for(self._server.close_all_connections(), timeout)
             except TimeoutError:

@@ -57,6 +57,7 @@ class Runner:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._runs: dict[str, Run] = {}
+        self._stopping = False
 
     # -- public API -------------------------------------------------------------------------
 
@@ -150,7 +151,8 @@ class Runner:
         return await self.app.messages.get(run.message_id)
 
     async def shutdown(self) -> None:
-        """Stop every run; their messages are marked interrupted."""
+        """Stop every run (their messages are marked interrupted) and start no new one."""
+        self._stopping = True
         runs = list(self._runs)
         await asyncio.gather(*(self.cancel(s, "interrupted") for s in runs))
 
@@ -172,6 +174,8 @@ class Runner:
     # -- internals --------------------------------------------------------------------------
 
     def _claim(self, identity: Identity, project_id: str, session_id: str) -> Run:
+        if self._stopping:
+            raise Conflict("The server is shutting down")
         if session_id in self._runs:
             raise Conflict("A run is already in progress in this session")
         run = Run(new_id("run"), session_id, project_id, identity)
@@ -254,8 +258,8 @@ class Runner:
             reason = await self._steps(run, user_message_id, config, ref, recorder)
             await self._finish(run, recorder, "completed", reason)
             return "idle"
-        except asyncio.CancelledError:
-            await self._finish(run, recorder, run.stop_status, "cancelled")
+        except asyncio.CancelledError:  # cancelled, or interrupted by a shutdown: both say so
+            await self._finish(run, recorder, run.stop_status, run.stop_status)
             return "idle"
         except Exception as exc:
             if isinstance(exc, BoticalError):

@@ -299,7 +299,7 @@ class MessageService:
                 Part.status.in_(("streaming", "pending", "waiting_approval", "running"))
             ).execute()
             return (
-                Message.update(status="interrupted", updated_at=now)
+                Message.update(status="interrupted", finish_reason="interrupted", updated_at=now)
                 .where(Message.status.in_(("streaming", "pending")))
                 .execute()
             )
