@@ -102,9 +102,7 @@ def assert_intact(database_url: str) -> None:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_run_killed_with_the_server_keeps_an_exact_prefix(
-    serve, botical_settings, workspace
-):
+async def test_run_killed_with_the_server_keeps_an_exact_prefix(serve, botical_settings, workspace):
     ws, session_id, run_id, _ = await streaming(serve, workspace)
     await asyncio.to_thread(serve.kill)  # SIGKILL: no chance to record anything
     ws.close()
