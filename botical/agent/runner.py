@@ -25,7 +25,7 @@ from botical.agent.providers.base import (
     split_model,
 )
 from botical.agent.stream import PartRecorder
-from botical.agent.toolcalls import ToolCaller
+from botical.agent.toolcalls import ToolCaller, check_arguments
 from botical.auth.identity import Identity
 from botical.bus import Event
 from botical.errors import BoticalError, Conflict, NotFound, ValidationError, internal_error
@@ -345,6 +345,7 @@ class Runner:
                 kind = "text" if isinstance(event, TextDelta) else "reasoning"
                 await recorder.delta(kind, event.text)
             elif isinstance(event, ToolCallRequest):
+                check_arguments(event)
                 await recorder.close_open()
                 part = await recorder.add(
                     "tool_call",
