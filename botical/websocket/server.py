@@ -22,7 +22,7 @@ from botical.hookspecs import hookimpl
 from botical.ids import new_id
 from botical.jsonout import dumps
 from botical.plugins import await_me_maybe
-from botical.websocket import auth, protocol
+from botical.websocket import auth, protocol, wire
 from botical.websocket.connections import Connection
 from botical.websocket.handlers import subscribe as subscriptions
 
@@ -274,6 +274,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 
     def get_compression_options(self) -> None:
         return None  # frames are small and many; deflate would cost more than it saves
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        return wire.strict(super().get_websocket_protocol())  # close codes for broken frames
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)  # small frames must not wait for the client's delayed ACK
