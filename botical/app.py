@@ -27,6 +27,7 @@ from botical.config import Settings, read_secret
 from botical.db import Database
 from botical.db.migrations import migrate
 from botical.http.base import NotFoundHandler, log_request
+from botical.http.bodylimit import DRAIN_LIMIT, BodyLimit
 from botical.plugins import (
     DEFAULT_PLUGINS,
     Registration,
@@ -238,7 +239,7 @@ class Botical:
         if sockets is None:
             sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self._server = tornado.httpserver.HTTPServer(
-            self.web, max_body_size=self.settings.max_body_size * 2, xheaders=False
+            BodyLimit(self.web, self.settings.max_body_size), max_body_size=DRAIN_LIMIT
         )
         self._server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
