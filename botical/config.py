@@ -17,6 +17,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, post_load, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
+from botical import logredact
 from botical.errors import ConfigError
 
 DEFAULT_DATA_DIR = "~/.local/share/botical"
@@ -368,13 +369,16 @@ def load_settings(
 
 
 def read_secret(env_name: str, file_path: str, environ: Mapping[str, str] | None = None) -> str:
-    """Read a secret from an environment variable or, failing that, from a file; '' if neither."""
+    """Read a secret from an environment variable or, failing that, from a file; "" if neither.
+    The value is never logged (logredact)."""
     env: Mapping[str, str] = os.environ if environ is None else environ
+    value = ""
     if env.get(env_name):
-        return env[env_name].strip()
-    if file_path:
+        value = env[env_name].strip()
+    elif file_path:
         try:
-            return Path(file_path).expanduser().read_text().strip()
+            value = Path(file_path).expanduser().read_text().strip()
         except OSError as exc:
             raise ConfigError(f"cannot read secret file {file_path}: {exc.strerror}") from None
-    return ""
+    logredact.add_secret(value)  # whatever logs it later, it shows as [redacted]
+    return value

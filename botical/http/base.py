@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import logging
-import re
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
 from marshmallow import Schema
+from tornado.log import app_log, gen_log
 
 from botical import jsonin
 from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
 from botical.errors import BoticalError, InternalError, NotFound, PayloadTooLarge, ValidationError
 from botical.jsonout import dumps
+from botical.logredact import redact
 from botical.schema import load
 
 if TYPE_CHECKING:
     from botical.app import Botical
 
 log = logging.getLogger(__name__)
-_TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:token|access_token|api_key)=)[^&#]*")
 
 _HTTP_CODES: dict[int, type[BoticalError]] = {
     404: NotFound,
@@ -30,9 +31,27 @@ _HTTP_CODES: dict[int, type[BoticalError]] = {
 }
 
 
-def redact_uri(uri: str) -> str:
-    """The URI with any token in its query string replaced, for logs."""
-    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", uri)
+def request_summary(handler: tornado.web.RequestHandler) -> str:
+    """`METHOD URI (ip)` for logs, credentials in the URI redacted."""
+    request = handler.request
+    return f"{request.method} {redact(request.uri or '')} ({request.remote_ip})"
+
+
+def log_uncaught(
+    handler: tornado.web.RequestHandler,
+    typ: type[BaseException] | None,
+    value: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """Tornado's log of an uncaught exception, without the request's repr (its URI would
+    carry a `?token=`): HTTPErrors as warnings, anything else as an error with its traceback."""
+    if isinstance(value, tornado.web.HTTPError):
+        if value.log_message:
+            gen_log.warning(
+                "%d %s: %s", value.status_code, request_summary(handler), value.get_message()
+            )
+        return
+    app_log.error("Uncaught exception %s", request_summary(handler), exc_info=value)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -46,7 +65,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         "%d %s %s (%s) %.2fms",
         status,
         request.method,
-        redact_uri(request.uri or ""),
+        redact(request.uri or ""),
         request.remote_ip,
         1000.0 * request.request_time(),
     )
@@ -81,7 +100,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, BoticalError) and not isinstance(value, InternalError):
             return  # an expected client error, already answered
-        super().log_exception(typ, value, tb)
+        log_uncaught(self, typ, value, tb)
+
+    def _request_summary(self) -> str:
+        return request_summary(self)
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, BoticalError):

@@ -17,8 +17,8 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
 from botical.errors import PayloadTooLarge
-from botical.http.base import redact_uri
 from botical.jsonout import dumps
+from botical.logredact import redact
 
 DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped before closing
 access_log = logging.getLogger("tornado.access")
@@ -113,7 +113,7 @@ class _LimitedMessage(httputil.HTTPMessageDelegate):
         access_log.warning(
             "413 %s %s (body over %d bytes)",
             self.start_line.method,
-            redact_uri(self.start_line.path),
+            redact(self.start_line.path),
             self.limit,
         )
 

@@ -19,6 +19,7 @@ from botical.errors import (
     internal_error,
 )
 from botical.hookspecs import hookimpl
+from botical.http.base import log_uncaught
 from botical.ids import new_id
 from botical.jsonout import dumps
 from botical.plugins import await_me_maybe
@@ -299,7 +300,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, BoticalError):
             return
-        super().log_exception(typ, value, tb)
+        log_uncaught(self, typ, value, tb)  # Tornado's own would log the URI with ?token=
 
 
 @hookimpl
