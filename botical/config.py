@@ -54,6 +54,7 @@ class ToolSettings:
     output_limit: int = 64 * 1024
     read_limit: int = 256 * 1024
     write_limit: int = 10 * 1024 * 1024
+    search_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class ToolsSchema(_Strict):
     output_limit = fields.Integer(load_default=64 * 1024, validate=validate.Range(min=1024))
     read_limit = fields.Integer(load_default=256 * 1024, validate=validate.Range(min=1024))
     write_limit = fields.Integer(load_default=10 * 1024 * 1024, validate=validate.Range(min=1024))
+    search_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=3600))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ToolSettings:
