@@ -14,7 +14,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from types import TracebackType
 from typing import Any
+
+import tornado.web
+from tornado.log import app_log, gen_log
 
 MASK = "[redacted]"
 MIN_SECRET_LENGTH = 8  # shorter "secrets" would blank out ordinary words
@@ -89,3 +93,26 @@ def scrub(record: logging.LogRecord) -> None:
         record.exc_text = redact(record.exc_text)
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
+
+
+def request_summary(handler: tornado.web.RequestHandler) -> str:
+    """`METHOD URI (ip)` for logs, credentials in the URI redacted."""
+    request = handler.request
+    return f"{request.method} {redact(request.uri or '')} ({request.remote_ip})"
+
+
+def log_uncaught(
+    handler: tornado.web.RequestHandler,
+    typ: type[BaseException] | None,
+    value: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """Tornado's log of an uncaught exception, without the request's repr (its URI would
+    carry a `?token=`): HTTPErrors as warnings, anything else as an error with its traceback."""
+    if isinstance(value, tornado.web.HTTPError):
+        if value.log_message:
+            gen_log.warning(
+                "%d %s: %s", value.status_code, request_summary(handler), value.get_message()
+            )
+        return
+    app_log.error("Uncaught exception %s", request_summary(handler), exc_info=value)

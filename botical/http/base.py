@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
 from marshmallow import Schema
-from tornado.log import app_log, gen_log
 
 from botical import jsonin
 from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
 from botical.errors import BoticalError, InternalError, NotFound, PayloadTooLarge, ValidationError
 from botical.jsonout import dumps
-from botical.logredact import redact
+from botical.logredact import log_uncaught, redact, request_summary
 from botical.schema import load
 
 if TYPE_CHECKING:
@@ -29,29 +27,6 @@ _HTTP_CODES: dict[int, type[BoticalError]] = {
     413: PayloadTooLarge,
     400: ValidationError,
 }
-
-
-def request_summary(handler: tornado.web.RequestHandler) -> str:
-    """`METHOD URI (ip)` for logs, credentials in the URI redacted."""
-    request = handler.request
-    return f"{request.method} {redact(request.uri or '')} ({request.remote_ip})"
-
-
-def log_uncaught(
-    handler: tornado.web.RequestHandler,
-    typ: type[BaseException] | None,
-    value: BaseException | None,
-    tb: TracebackType | None,
-) -> None:
-    """Tornado's log of an uncaught exception, without the request's repr (its URI would
-    carry a `?token=`): HTTPErrors as warnings, anything else as an error with its traceback."""
-    if isinstance(value, tornado.web.HTTPError):
-        if value.log_message:
-            gen_log.warning(
-                "%d %s: %s", value.status_code, request_summary(handler), value.get_message()
-            )
-        return
-    app_log.error("Uncaught exception %s", request_summary(handler), exc_info=value)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

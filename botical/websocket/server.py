@@ -19,9 +19,9 @@ from botical.errors import (
     internal_error,
 )
 from botical.hookspecs import hookimpl
-from botical.http.base import log_uncaught
 from botical.ids import new_id
 from botical.jsonout import dumps
+from botical.logredact import log_uncaught
 from botical.plugins import await_me_maybe
 from botical.websocket import auth, protocol, wire
 from botical.websocket.connections import Connection
