@@ -32,6 +32,7 @@ from botical.config import Settings, read_secret
 from botical.db import Database
 from botical.db.migrations import migrate
 from botical.http.base import NotFoundHandler, log_request
+from botical.http.bodylimit import DRAIN_LIMIT, BodyLimit
 from botical.ids import new_id
 from botical.methods import MethodSpec, Scope, methods_of
 from botical.methods.dispatch import Dispatcher
@@ -299,7 +300,7 @@ class Botical:
         if sockets is None:
             sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self._server = tornado.httpserver.HTTPServer(
-            self.web, max_body_size=self.settings.max_body_size * 2, xheaders=False
+            BodyLimit(self.web, self.settings.max_body_size), max_body_size=DRAIN_LIMIT
         )
         self._server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
@@ -312,8 +313,10 @@ class Botical:
         timeout = self.settings.shutdown_timeout
         if self._server is not None:
             self._server.stop()
-            await self.lifecycle.shutdown(min(timeout, 5.0))
+            # Runs first: each client sees its answer end (interrupted) before the 1001 close,
+            # so what it streamed is exactly what is stored.
             await self.runner.shutdown()
+            await self.lifecycle.shutdown(min(timeout, 5.0))
             try:
                 await asyncio.wait_for(self._server.close_all_connections(), timeout)
             except TimeoutError:

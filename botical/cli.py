@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import botical
-from botical import chat, workers
+from botical import chat, logredact, workers
 from botical.app import Botical
 from botical.auth.identity import operator_identity
 from botical.config import Settings, load_settings
@@ -226,6 +226,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `botical` command."""
+    logredact.install()  # before anything logs
     args = _parser().parse_args(argv)
     if args.command == "chat":
         return chat.main(args)

@@ -17,6 +17,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, post_load, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
+from botical import logredact
 from botical.errors import ConfigError
 
 DEFAULT_DATA_DIR = "~/.local/share/botical"
@@ -58,6 +59,7 @@ class ToolSettings:
     mcp_idle_timeout: float = 600.0
     mcp_max_servers: int = 32
     mcp_max_message_size: int = 4 * 1024 * 1024
+    search_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class ToolsSchema(_Strict):
     mcp_max_message_size = fields.Integer(
         load_default=4 * 1024 * 1024, validate=validate.Range(min=1024)
     )
+    search_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=3600))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ToolSettings:
@@ -424,13 +427,16 @@ def load_settings(
 
 
 def read_secret(env_name: str, file_path: str, environ: Mapping[str, str] | None = None) -> str:
-    """Read a secret from an environment variable or, failing that, from a file; '' if neither."""
+    """Read a secret from an environment variable or, failing that, from a file; "" if neither.
+    The value is never logged (logredact)."""
     env: Mapping[str, str] = os.environ if environ is None else environ
+    value = ""
     if env.get(env_name):
-        return env[env_name].strip()
-    if file_path:
+        value = env[env_name].strip()
+    elif file_path:
         try:
-            return Path(file_path).expanduser().read_text().strip()
+            value = Path(file_path).expanduser().read_text().strip()
         except OSError as exc:
             raise ConfigError(f"cannot read secret file {file_path}: {exc.strerror}") from None
-    return ""
+    logredact.add_secret(value)  # whatever logs it later, it shows as [redacted]
+    return value

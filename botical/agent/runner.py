@@ -30,6 +30,7 @@ class Runner:
         self.catalog = steps.catalog
         self._runs: dict[str, Run] = {}
         self._ending: set[asyncio.Future[None]] = set()
+        self._stopping = False
 
     # -- public API -------------------------------------------------------------------------
 
@@ -131,7 +132,9 @@ class Runner:
         return await self.messages.get(run.message_id)
 
     async def shutdown(self) -> None:
-        """Stop every run of this node; their messages are marked interrupted."""
+        """Stop every run of this node (their messages are marked interrupted) and start no
+        new one."""
+        self._stopping = True
         await self.book.stop()
         runs = list(self._runs)
         await asyncio.gather(*(self.cancel(s, "interrupted") for s in runs))
@@ -143,6 +146,8 @@ class Runner:
     # -- internals --------------------------------------------------------------------------
 
     async def _claim(self, identity: Identity, project_id: str, session_id: str) -> Run:
+        if self._stopping:
+            raise Conflict("The server is shutting down")
         if session_id in self._runs:
             raise Conflict("A run is already in progress in this session")
         run = Run(new_id("run"), session_id, project_id, identity)

@@ -26,7 +26,7 @@ from botical.agent.providers.base import (
     split_model,
 )
 from botical.agent.stream import PartRecorder
-from botical.agent.toolcalls import ToolCaller
+from botical.agent.toolcalls import ToolCaller, check_arguments
 from botical.auth.identity import Identity
 from botical.bus import Event, EventBus
 from botical.config import AgentSettings
@@ -135,8 +135,8 @@ class Steps:
             reason = await self._steps(run, user_message_id, config, ref, recorder)
             await self._finish(run, recorder, "completed", reason)
             return "idle"
-        except asyncio.CancelledError:
-            await self._finish(run, recorder, run.stop_status, "cancelled")
+        except asyncio.CancelledError:  # cancelled, or interrupted by a shutdown: both say so
+            await self._finish(run, recorder, run.stop_status, run.stop_status)
             return "idle"
         except Exception as exc:
             if isinstance(exc, BoticalError):
@@ -222,6 +222,7 @@ class Steps:
                 kind = "text" if isinstance(event, TextDelta) else "reasoning"
                 await recorder.delta(kind, event.text)
             elif isinstance(event, ToolCallRequest):
+                check_arguments(event)
                 await recorder.close_open()
                 part = await recorder.add(
                     "tool_call",

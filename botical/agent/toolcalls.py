@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from botical import jsonin
 from botical.agent.providers.base import ToolCallRequest
 from botical.agent.stream import PartRecorder
 from botical.auth.permissions import Permissions
-from botical.errors import BoticalError, Forbidden
+from botical.errors import BoticalError, Forbidden, ProviderError, ValidationError
 from botical.services.agents import AgentConfig
 from botical.services.approvals import ApprovalService
 from botical.tools.base import Tool, ToolContext, ToolFailure, ToolResult
@@ -134,3 +135,15 @@ class ToolCaller:
             return "error", ToolResult("The tool failed unexpectedly", is_error=True)
         result = outcome if isinstance(outcome, ToolResult) else ToolResult(str(outcome))
         return ("error" if result.is_error else "completed"), result
+
+
+def check_arguments(call: ToolCallRequest) -> None:
+    """A provider (any plugin's) may hand over arguments nested too deeply to store or echo
+    back safely: that is a malformed answer, as unparsable arguments are."""
+    try:
+        jsonin.check(dict(call.arguments))
+    except ValidationError as exc:
+        raise ProviderError(
+            f"The model sent an invalid call of tool {call.name!r}: {exc.details['_schema'][0]}",
+            details={"kind": "invalid_response"},
+        ) from None

@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 
+from botical import logredact
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
 from botical.db.models import RevokedToken
@@ -45,6 +46,7 @@ class TokenService:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"the server secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        logredact.add_secret(secret)  # a generated one is read here, not by read_secret
         self._db = db
         self._bus = bus
         self.default_ttl = default_ttl

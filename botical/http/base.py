@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
@@ -14,12 +13,12 @@ from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
 from botical.errors import BoticalError, InternalError, NotFound, PayloadTooLarge, ValidationError
 from botical.jsonout import dumps
+from botical.logredact import log_uncaught, redact, request_summary
 
 if TYPE_CHECKING:
     from botical.app import Botical
 
 log = logging.getLogger(__name__)
-_TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:token|access_token|api_key)=)[^&#]*")
 
 _HTTP_CODES: dict[int, type[BoticalError]] = {
     404: NotFound,
@@ -27,11 +26,6 @@ _HTTP_CODES: dict[int, type[BoticalError]] = {
     413: PayloadTooLarge,
     400: ValidationError,
 }
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any token in its query string replaced, for logs."""
-    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", uri)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -45,7 +39,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         "%d %s %s (%s) %.2fms",
         status,
         request.method,
-        redact_uri(request.uri or ""),
+        redact(request.uri or ""),
         request.remote_ip,
         1000.0 * request.request_time(),
     )
@@ -80,7 +74,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, BoticalError) and not isinstance(value, InternalError):
             return  # an expected client error, already answered
-        super().log_exception(typ, value, tb)
+        log_uncaught(self, typ, value, tb)
+
+    def _request_summary(self) -> str:
+        return request_summary(self)
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, BoticalError):
@@ -91,11 +88,9 @@ class BaseHandler(tornado.web.RequestHandler):
         super()._handle_request_exception(e)
 
     def json_body(self) -> Any:
-        """The parsed JSON body (`{}` when empty), for services that validate it themselves."""
-        body = self.request.body
-        if len(body) > self.botical.settings.max_body_size:
-            raise PayloadTooLarge()
-        return jsonin.loads(body or b"{}")
+        """The parsed JSON body (`{}` when empty), for services that validate it themselves.
+        Bodies over `max_body_size` never get here: `bodylimit.BodyLimit` answered them 413."""
+        return jsonin.loads(self.request.body or b"{}")
 
 
 class ApiHandler(BaseHandler):

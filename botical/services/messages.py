@@ -309,11 +309,12 @@ class MessageService:
             Part.update(status="interrupted", updated_at=now).where(
                 Part.id.in_([p.id for p in changed])
             ).execute()
-            Message.update(status="interrupted", updated_at=now).where(
+            Message.update(status="interrupted", finish_reason="interrupted", updated_at=now).where(
                 Message.id.in_([m.id for m in found])
             ).execute()
             for message in found:
                 message.status, message.updated_at = "interrupted", now
+                message.finish_reason = "interrupted"
             for part in changed:
                 part.status, part.updated_at = "interrupted", now
             return found, changed

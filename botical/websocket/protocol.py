@@ -79,7 +79,8 @@ def parse_frame(text: str | bytes) -> dict[str, Any]:
     try:
         raw = jsonin.loads(text, "Frame")
     except ValidationError as exc:
-        raise InvalidFrame("Frame holds text that cannot be stored", details=exc.details) from None
+        # nested too deeply, or text that cannot be stored: details say which
+        raise InvalidFrame("Frame content is not accepted", details=exc.details) from None
     if not isinstance(raw, dict):
         raise InvalidFrame("A frame must be a JSON object")
     frame_id = raw.get("id") if isinstance(raw.get("id"), str) else None

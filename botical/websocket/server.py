@@ -11,7 +11,8 @@ from botical.errors import BoticalError, Forbidden, RateLimited
 from botical.hookspecs import hookimpl
 from botical.ids import new_id
 from botical.jsonout import dumps
-from botical.websocket import auth, protocol
+from botical.logredact import log_uncaught
+from botical.websocket import auth, protocol, wire
 from botical.websocket.connections import Connection
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def get_compression_options(self) -> None:
         return None  # frames are small and many; deflate would cost more than it saves
 
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        return wire.strict(super().get_websocket_protocol())  # close codes for broken frames
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)  # small frames must not wait for the client's delayed ACK
         limits = self.app.settings.websocket
@@ -85,7 +89,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, BoticalError):
             return
-        super().log_exception(typ, value, tb)
+        log_uncaught(self, typ, value, tb)  # Tornado's own would log the URI with ?token=
 
 
 @hookimpl

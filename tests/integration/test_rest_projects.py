@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from botical import jsonin
 from botical.ids import new_id
 
 PROJECT_ID = re.compile(r"^prj_[0-9a-z]{26}$")
@@ -201,7 +202,8 @@ async def test_create_rejects_deeply_nested_json(make_user):
     alice = await make_user("alice")
     raw = b'{"name": "x", "description": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     resp = await alice.api.request("POST", "/api/projects", raw=raw)
-    assert (resp.status, resp.error_code) == (400, "PARSE_ERROR"), resp.body
+    assert (resp.status, resp.error_code) == (400, "VALIDATION_ERROR"), resp.body
+    assert resp.body["error"]["details"] == {"_schema": [jsonin.TOO_DEEP]}
 
 
 @pytest.mark.parametrize(

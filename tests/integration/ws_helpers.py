@@ -174,7 +174,9 @@ class RawWebSocket:
         self.buffer = buffered
 
     @classmethod
-    async def open(cls, port: int, token: str, timeout: float = 10) -> RawWebSocket:
+    async def open(
+        cls, port: int, token: str, timeout: float = 10, path: str = "/ws"
+    ) -> RawWebSocket:
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -183,7 +185,7 @@ class RawWebSocket:
         await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         head = (
-            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"GET {path}?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
@@ -237,16 +239,30 @@ class RawWebSocket:
     async def send(self, frame: dict[str, Any] | bytes, opcode: int = 0x1) -> None:
         """Send one masked frame, as clients must."""
         payload = frame if isinstance(frame, bytes) else json.dumps(frame).encode()
-        mask = os.urandom(4)
-        header = bytes([0x80 | opcode])
+        await self.send_frame(0x80 | opcode, payload)
+
+    async def send_frame(self, first: int, payload: bytes, masked: bool = True) -> None:
+        """Send a frame with any first byte (FIN, RSV bits, opcode), masked or not."""
+        mark = 0x80 if masked else 0
+        header = bytes([first])
         if len(payload) < 126:
-            header += bytes([0x80 | len(payload)])
+            header += bytes([mark | len(payload)])
         elif len(payload) < 65536:
-            header += bytes([0x80 | 126]) + struct.pack(">H", len(payload))
+            header += bytes([mark | 126]) + struct.pack(">H", len(payload))
         else:
-            header += bytes([0x80 | 127]) + struct.pack(">Q", len(payload))
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        await asyncio.get_running_loop().sock_sendall(self.sock, header + mask + masked)
+            header += bytes([mark | 127]) + struct.pack(">Q", len(payload))
+        if masked:
+            mask = os.urandom(4)
+            header += mask
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        await asyncio.get_running_loop().sock_sendall(self.sock, header + payload)
+
+    async def eof(self, timeout: float = 10) -> bool:
+        """Whether the server closed the TCP connection (nothing more to read, up to EOF)."""
+        loop = asyncio.get_running_loop()
+        while chunk := await asyncio.wait_for(loop.sock_recv(self.sock, 65536), timeout):
+            self.buffer += chunk
+        return True
 
     def close(self) -> None:
         self.sock.close()

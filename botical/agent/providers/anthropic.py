@@ -6,12 +6,12 @@ Botical runs without it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from botical import jsonin
 from botical.agent.providers.base import (
     Finish,
     FinishReason,
@@ -24,7 +24,7 @@ from botical.agent.providers.base import (
     ToolSpec,
 )
 from botical.agent.providers.sdk import MALFORMED, SdkProvider, plain
-from botical.errors import ProviderError
+from botical.errors import BoticalError, ProviderError
 from botical.hookspecs import RegisterProvider, hookimpl
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ class ToolUseDraft:
         """Return the finished call; raise ProviderError if its input is not a JSON object."""
         text = "".join(self.pieces).strip()
         try:
-            arguments = json.loads(text) if text else self.initial_input or {}
-        except ValueError:
+            arguments = jsonin.loads(text, "Input") if text else self.initial_input or {}
+        except BoticalError:  # not JSON, nested too deeply, or text that cannot be stored
             arguments = None
         if not isinstance(arguments, dict):
             raise ProviderError(

@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator
 
+from botical import jsonin
 from botical.agent.providers.base import (
     Finish,
     ModelMessage,
@@ -22,6 +22,7 @@ from botical.agent.providers.base import (
     TextDelta,
     ToolCallRequest,
 )
+from botical.errors import BoticalError
 from botical.hookspecs import hookimpl
 
 SLOW_DELAY = 0.05
@@ -78,8 +79,8 @@ class EchoProvider:
 
     def _tool_call(self, name: str, raw: str) -> StreamEvent:
         try:
-            args = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+            args = jsonin.loads(raw, "Arguments") if raw.strip() else {}
+        except BoticalError:
             args = {"_invalid_json": raw}
         self._calls += 1
         return ToolCallRequest(id=f"echo_call_{self._calls}", name=name, arguments=args)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from botical import jsonin
 from botical.agent.providers.base import (
     Finish,
     FinishReason,
@@ -24,7 +25,7 @@ from botical.agent.providers.base import (
     ToolSpec,
 )
 from botical.agent.providers.sdk import MALFORMED, SdkProvider, plain
-from botical.errors import ProviderError
+from botical.errors import BoticalError, ProviderError
 from botical.hookspecs import RegisterProvider, hookimpl
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,8 @@ class ToolCallDraft:
         """Return the finished call; raise ProviderError if its arguments are not a JSON object."""
         text = "".join(self.arguments).strip() or "{}"
         try:
-            arguments = json.loads(text)
-        except ValueError:
+            arguments = jsonin.loads(text, "Arguments")
+        except BoticalError:  # not JSON, nested too deeply, or text that cannot be stored
             arguments = None
         if not self.name or not isinstance(arguments, dict):
             raise ProviderError(

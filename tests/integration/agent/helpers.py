@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import botical
-from botical.agent.providers.base import Finish, ModelRequest, TextDelta
+from botical.agent.providers.base import Finish, ModelRequest, TextDelta, ToolCallRequest
 from botical.agent.providers.echo import EchoProvider
 from botical.errors import ProviderError
 from botical.testing import Response
 
 FAIL = "/fail"  # the `rec` provider streams one delta, then raises ProviderError
+DEEP_CALL = "/deep"  # the `rec` provider calls `read` with arguments nested 100 levels deep
 
 
 class Recorder:
@@ -41,6 +42,13 @@ class Recorder:
                 if request.messages[-1].content == FAIL:
                     yield TextDelta("partial ")
                     raise ProviderError("Rate limit reached", details={"kind": "rate_limit"})
+                if request.messages[-1].content == DEEP_CALL:
+                    arguments: dict[str, Any] = {"path": "a"}
+                    for _ in range(100):
+                        arguments = {"path": arguments}
+                    yield ToolCallRequest("call_deep", "read", arguments)
+                    yield Finish("tool_calls")
+                    return
                 yield TextDelta("answer ")
                 yield TextDelta(str(len(requests)))
                 yield Finish("stop", input_tokens=3, output_tokens=2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.agent.helpers import FAIL, parts, text_of
+from tests.integration.agent.helpers import DEEP_CALL, FAIL, parts, text_of
 
 
 @pytest.fixture
@@ -115,3 +115,13 @@ async def test_session_is_usable_after_a_provider_error(rec_chat):
     await rec_chat.finished(await rec_chat.started(FAIL), status="error")
     answer = await rec_chat.answer("again")
     assert (answer["status"], text_of(answer)) == ("completed", "answer 2")
+
+
+@pytest.mark.gen_test
+async def test_a_call_nested_too_deeply_ends_the_run_as_an_invalid_answer(rec_chat):
+    answer = await rec_chat.finished(await rec_chat.started(DEEP_CALL), status="error")
+    assert answer["status"] == "error"
+    assert answer["error"]["code"] == "PROVIDER_ERROR"
+    assert answer["error"]["details"] == {"kind": "invalid_response"}
+    assert "nest at most 64 levels" in answer["error"]["message"]
+    assert parts(answer, "tool_call") == []  # nothing that deep was stored

@@ -100,10 +100,13 @@ class Transcript:
 
 class ServeProcess:
     """`botical serve` on a fixed port and data dir; `restart()` is a new process (and epoch)
-    serving the same data on the same port."""
+    serving the same data on the same port. `env` adds BOTICAL_* settings (a database URL)."""
 
-    def __init__(self, data_dir: Path, port: int, cwd: Path) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, cwd: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir, self.port, self.cwd = data_dir, port, cwd
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.token = ""
 
@@ -122,7 +125,7 @@ class ServeProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=clean_env(),
+            env={**clean_env(), **self.env},
             cwd=self.cwd,
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None

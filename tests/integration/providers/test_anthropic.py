@@ -420,14 +420,17 @@ async def test_stream_that_stalls_is_a_network_timeout(anthropic_api):
     )
 
 
+@pytest.mark.parametrize(
+    "partial", ['{"city": "Par', '{"city": ' + "[" * 5000 + "]" * 5000 + "}"], ids=["cut", "deep"]
+)
 @pytest.mark.gen_test
-async def test_invalid_tool_input_is_an_invalid_response(anthropic_api):
+async def test_invalid_tool_input_is_an_invalid_response(anthropic_api, partial):
     anthropic_api.reply(
         Reply(
             [
                 message_start(21),
                 block_start(0, tool_use("toolu_1")),
-                delta(0, type="input_json_delta", partial_json='{"city": "Par'),
+                delta(0, type="input_json_delta", partial_json=partial),
                 block_stop(0),
                 *message_end("tool_use", 12),
             ]

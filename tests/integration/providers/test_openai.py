@@ -416,12 +416,15 @@ async def test_server_that_never_answers_is_a_network_timeout(openai_api):
     )
 
 
+@pytest.mark.parametrize(
+    "arguments", ['{"city": "Par', '{"city": ' + "[" * 5000 + "]" * 5000 + "}"], ids=["cut", "deep"]
+)
 @pytest.mark.gen_test
-async def test_invalid_tool_arguments_are_an_invalid_response(openai_api):
+async def test_invalid_tool_arguments_are_an_invalid_response(openai_api, arguments):
     openai_api.reply(
         Reply(
             [
-                chunk(tool_piece(0, '{"city": "Par', "call_1")),
+                chunk(tool_piece(0, arguments, "call_1")),
                 chunk({}, "tool_calls"),
                 sse_data("[DONE]"),
             ]

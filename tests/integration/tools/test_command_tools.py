@@ -188,3 +188,26 @@ async def test_a_disabled_tool_is_not_offered_and_is_unknown(chat):
     assert enabled.body["enabled"] is True
     result = result_of(await auto.answer(call("greet", {"who": "again"})))
     assert (result["isError"], result["output"]) == (False, "hello again\n")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_command_past_its_timeout_is_killed_and_the_result_says_so(chat):
+    slow = command("slow", ["sh", "-c", "echo started; sleep 30"], schema())
+    slow["config"]["timeout"] = 1
+    await define(chat.person, chat.project["id"], slow)
+    auto = await allowing(chat, "slow")
+    answer = await auto.answer(call("slow", {}))
+    result = result_of(answer)
+    assert result["isError"]
+    assert result["output"] == "Command timed out after 1s\nstarted\n"
+    assert call_status(answer) == "error"
+
+
+@pytest.mark.parametrize("botical_overrides", [{"tools": {"output_limit": 1024}}])
+@pytest.mark.gen_test(timeout=30)
+async def test_output_past_the_limit_is_cut_and_the_result_says_so(chat):
+    loud = command("loud", ["sh", "-c", "yes | head -c 100000"], schema())
+    await define(chat.person, chat.project["id"], loud)
+    auto = await allowing(chat, "loud")
+    output = result_of(await auto.answer(call("loud", {})))["output"]
+    assert output == "y\n" * 512 + "\n[output truncated]"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from botical import jsonin
 from botical.errors import BoticalError, InvalidFrame, NotFound, ParseError, ValidationError
 from botical.jsonout import JSONText, dumps
 from botical.websocket import protocol
@@ -78,12 +79,24 @@ def test_bytes_are_decoded():
 # --- invalid frames ---
 
 
-@pytest.mark.parametrize(
-    "text", ["", "{", "not json", '{"type":"ping",}', b"\xff\xfe\x00", "[" * 100_000]
-)
+@pytest.mark.parametrize("text", ["", "{", "not json", '{"type":"ping",}', b"\xff\xfe\x00"])
 def test_text_that_is_not_json_is_a_parse_error(text):
     error = _raises(text, ParseError)
     assert error.code == "PARSE_ERROR"
+    assert frame_id_of(error) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000,
+        '{"type":"ping","id":"p","x":' + "[" * 64 + "]" * 64 + "}",
+        '{"type":"request","id":"r","method":"m","params":' + '{"a":' * 64 + "1" + "}" * 65,
+    ],
+)
+def test_text_nested_too_deeply_is_an_invalid_frame(text):
+    error = _raises(text, InvalidFrame)
+    assert error.details == {"_schema": [jsonin.TOO_DEEP]}
     assert frame_id_of(error) is None
 
 
