@@ -285,15 +285,14 @@ class Botical:
         """Open storage, run start-up hooks and listen on the configured host and port."""
         if not self._opened:
             await self.open()
-        interrupted = await self.runner.recover()
-        if interrupted:
-            log.info(
-                "marked %d answers left unfinished by the last run as interrupted", interrupted
-            )
         self.web = self.make_web_app()
         await self.bus.start()
         self.broadcaster.start()
         self.lifecycle.start()
+        # After the bus: with several nodes, what this reaps is announced to their clients.
+        interrupted = await self.runner.recover()
+        if interrupted:
+            log.info("marked %d answers left unfinished by dead runs as interrupted", interrupted)
         self.runner.start()
         for result in self.pm.hook.botical_startup(app=self):
             await await_me_maybe(result)

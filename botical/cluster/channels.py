@@ -157,15 +157,18 @@ class RedisBroadcaster(ChannelRouter):
     # -- what clients and services ask --------------------------------------------------------
 
     async def subscribe(self, connection: Connection, channel: str, since: int | None) -> bool:
-        await self._listen(channel)
-        recovered = False
-        if since is not None:
-            missed = await self._missed_from_history(channel, since)
-            if missed is not None:
-                for seq, body in missed:
-                    _send_replayed(connection, channel, seq, body)
-                recovered = True
-        self._registry.subscribe(connection, channel)  # no await since the history was read
+        await self.watch(channel)  # held while attaching: the channel has no subscriber yet
+        try:
+            recovered = False
+            if since is not None:
+                missed = await self._missed_from_history(channel, since)
+                if missed is not None:
+                    for seq, body in missed:
+                        _send_replayed(connection, channel, seq, body)
+                    recovered = True
+            self._registry.subscribe(connection, channel)  # no await since the history read
+        finally:
+            self.unwatch(channel)
         return recovered
 
     async def _missed_from_history(self, channel: str, since: int) -> list[tuple[int, str]] | None:

@@ -93,6 +93,8 @@ class SessionService:
         self._watched: set[str] = set()
         bus.subscribe("*", self.changed)
         bus.subscribe("project.deleted", lambda event: self._cache.clear(), cluster=True)
+        # The shared bus was lost: changes of other nodes may have gone unheard meanwhile.
+        bus.subscribe("bus.unavailable", lambda event: self._cache.clear())
         if channels is not None:
             channels.listeners.append(self._published)
 
@@ -181,7 +183,10 @@ class SessionService:
             return cached
         channel = f"session:{session_id}"
         if self._channels is not None:  # from before the read: no change can slip by
-            await self._channels.watch(channel)
+            try:
+                await self._channels.watch(channel)
+            except Exception:  # the shared bus is away: read, but keep nothing
+                return JSONText(dumps(await self.get(session_id, include_messages)))
         started = self._cache.begin()
         try:
             text = JSONText(dumps(await self.get(session_id, include_messages)))

@@ -225,3 +225,41 @@ async def test_the_per_user_connection_limit_counts_every_node(tmp_path, databas
         second.close()
     finally:
         cluster.stop()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_read_kept_on_one_node_follows_changes_made_on_another(cluster: Cluster):
+    a, b = cluster.start(2)
+    project_id, sid = _setup(a)
+    reader = await a.connect()  # not subscribed to the session: a hears of it for its cache
+    first = await reader.request("sessions.get", sessionId=sid)
+    assert await reader.request("sessions.get", sessionId=sid) == first  # kept on node a
+    watcher = await a.connect()
+    await watcher.subscribe(f"project:{project_id}")
+    b.http("PATCH", f"/api/sessions/{sid}", {"title": "renamed on b"})
+    # b published on the session's channel, then on the project's; a hears them in order
+    await watcher.next_event("session.updated", timeout=20, session__title="renamed on b")
+    assert (await reader.request("sessions.get", sessionId=sid))["title"] == "renamed on b"
+    reader.close()
+    watcher.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_sync_on_another_node_mid_answer_misses_no_text(cluster: Cluster):
+    a, b = cluster.start(2)
+    _, sid = _setup(a)
+    channel = f"session:{sid}"
+    client = await b.connect()
+    sent = a.http("POST", f"/api/sessions/{sid}/messages", {"content": SLOW})
+    await client.subscribe(channel)
+    await client.next_event("part.updated", timeout=20)  # streaming on node a now
+    synced = await client.request("sessions.sync", sessionId=sid)
+    answer = synced["messages"][-1]
+    (part,) = [p for p in answer["parts"] if p["type"] == "text"]
+    await _idle(client, sent["runId"])
+    later = [f for f in _on(client, channel) if f["seq"] > synced["seq"]]
+    text = part["text"] + "".join(
+        f["data"]["delta"] for f in later if f["event"] == "part.updated" and "delta" in f["data"]
+    )
+    assert text == SLOW.removeprefix("/slow ")  # the state at seq, then what followed it
+    client.close()
