@@ -251,6 +251,32 @@ def test_a_revoked_apikey_is_rejected_by_the_running_server(botical, serve):
     assert (status, body["error"]["code"]) == (401, "UNAUTHORIZED")
 
 
+def test_a_key_revoked_from_the_cli_closes_its_sockets_within_the_revalidate_interval(
+    botical, serve, tmp_path
+):
+    """The CLI is another process: its revocation reaches open sockets at the next
+    revalidation (`[websocket] revalidate_interval`), as documented."""
+    import asyncio
+
+    from botical.testing.wsclient import WsClient
+
+    _ok(botical("user", "create", "alice"))
+    created = botical("apikey", "create", "--user", "alice")
+    key = _ok(created)
+    key_id = KEY_ID.search(created.stderr).group(0)
+    config = tmp_path / "fast.toml"
+    config.write_text("[websocket]\nrevalidate_interval = 0.5\n")
+    url = serve("--config", str(config)).base_url()
+
+    async def check() -> int | None:
+        ws = await WsClient.connect(url.replace("http", "ws") + "/ws", key)
+        revoked = await asyncio.to_thread(botical, "apikey", "revoke", key_id)
+        assert revoked.returncode == 0, revoked.stderr
+        return await ws.closed(timeout=20)
+
+    assert asyncio.run(check()) == 4001
+
+
 def test_revoking_an_unknown_apikey_fails(botical):
     _ok(botical("user", "create", "alice"))
     result = botical("apikey", "revoke", "key_00000000000000000000000000")
