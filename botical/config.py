@@ -7,8 +7,10 @@ environment are comma-separated. Secrets never live in the TOML: it may only nam
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,13 +26,29 @@ DEFAULT_DATA_DIR = "~/.local/share/botical"
 ENV_PREFIX = "BOTICAL_"
 
 
+def setting(default: Any, *checks: Any, table: Any = None) -> Any:
+    """A setting, declared once: its default (the dataclass's) and the marshmallow validators
+    of its values; `table` marks a `[NAME.KEY]` table of such dataclasses, validating KEY."""
+    return field(default=default, metadata={"checks": checks, "table": table})
+
+
+Range, Length, OneOf = validate.Range, validate.Length, validate.OneOf
+
+
 @dataclass(frozen=True)
 class AuthSettings:
     secret_file: str = ""
-    token_ttl: int = 86400
-    max_token_ttl: int = 30 * 86400
-    apikey_touch_interval: int = 60
-    role_cache_ttl: float = 10.0
+    token_ttl: int = setting(86400, Range(min=60))
+    max_token_ttl: int = setting(30 * 86400, Range(min=60))
+    apikey_touch_interval: int = setting(60, Range(min=0))
+    role_cache_ttl: float = setting(10.0, Range(min=0, max=300))
+
+    @staticmethod
+    def problems(data: dict[str, Any]) -> dict[str, str]:
+        # Otherwise `botical serve` cannot issue the admin's token with the default lifetime.
+        if data["token_ttl"] > data["max_token_ttl"]:
+            return {"token_ttl": "Must not exceed max_token_ttl."}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -42,54 +60,57 @@ class PluginSettings:
 
 @dataclass(frozen=True)
 class AgentSettings:
-    default_model: str = "echo"
-    approval_timeout: float = 600.0
-    flush_interval: float = 0.5
-    run_lease: float = 15.0
+    default_model: str = setting("echo", Length(min=1, max=200))
+    approval_timeout: float = setting(600.0, Range(min=1))
+    flush_interval: float = setting(0.5, Range(min=0.01, max=60))
+    run_lease: float = setting(15.0, Range(min=1, max=600))
 
 
 @dataclass(frozen=True)
 class ToolSettings:
-    bash_timeout: int = 120
-    bash_max_timeout: int = 600
-    output_limit: int = 64 * 1024
-    read_limit: int = 256 * 1024
-    write_limit: int = 10 * 1024 * 1024
-    mcp_start_timeout: float = 30.0
-    mcp_idle_timeout: float = 600.0
-    mcp_max_servers: int = 32
-    mcp_max_message_size: int = 4 * 1024 * 1024
-    search_timeout: float = 30.0
+    bash_timeout: int = setting(120, Range(min=1))
+    bash_max_timeout: int = setting(600, Range(min=1))
+    output_limit: int = setting(64 * 1024, Range(min=1024))
+    read_limit: int = setting(256 * 1024, Range(min=1024))
+    write_limit: int = setting(10 * 1024 * 1024, Range(min=1024))
+    mcp_start_timeout: float = setting(30.0, Range(min=1, max=600))
+    mcp_idle_timeout: float = setting(600.0, Range(min=0))
+    mcp_max_servers: int = setting(32, Range(min=1, max=1000))
+    mcp_max_message_size: int = setting(4 * 1024 * 1024, Range(min=1024))
+    search_timeout: float = setting(30.0, Range(min=0.1, max=3600))
 
 
 @dataclass(frozen=True)
 class WebSocketSettings:
-    ping_interval: float = 25.0
-    ping_timeout: float = 20.0
-    max_message_size: int = 1024 * 1024
+    ping_interval: float = setting(25.0, Range(min=0))
+    ping_timeout: float = setting(20.0, Range(min=1))
+    max_message_size: int = setting(1024 * 1024, Range(min=1024))
     allowed_origins: tuple[str, ...] = ()
-    queue_max_messages: int = 1000
-    queue_max_bytes: int = 4 * 1024 * 1024
-    rate_limit: float = 20.0
-    rate_burst: int = 60
-    abuse_limit: int = 200
-    max_channels: int = 100
-    max_inflight: int = 16
-    max_connections_per_user: int = 20
-    replay_buffer: int = 1000
-    replay_buffer_bytes: int = 64 * 1024 * 1024
-    max_tracked_channels: int = 10000
-    revalidate_interval: float = 30.0
-    request_timeout: float = 60.0
+    queue_max_messages: int = setting(1000, Range(min=10))
+    queue_max_bytes: int = setting(4 * 1024 * 1024, Range(min=64 * 1024))
+    rate_limit: float = setting(20.0, Range(min=0.1))
+    rate_burst: int = setting(60, Range(min=1))
+    abuse_limit: int = setting(200, Range(min=1))
+    max_channels: int = setting(100, Range(min=1))
+    max_inflight: int = setting(16, Range(min=1))
+    max_connections_per_user: int = setting(20, Range(min=1))
+    replay_buffer: int = setting(1000, Range(min=0))
+    replay_buffer_bytes: int = setting(64 * 1024 * 1024, Range(min=0))
+    max_tracked_channels: int = setting(10000, Range(min=10))
+    revalidate_interval: float = setting(30.0, Range(min=0.1))
+    request_timeout: float = setting(60.0, Range(min=1))
 
 
 @dataclass(frozen=True)
 class BusSettings:
-    backend: str = "memory"
-    url: str = "redis://127.0.0.1:6379/0"
-    prefix: str = "botical"
-    history_ttl: int = 86400
-    timeout: float = 3.0
+    backend: str = setting("memory", OneOf(["memory", "redis"]))
+    url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        validate.Regexp(r"^(rediss?|unix)://", error="Use redis://, rediss:// or unix://"),
+    )
+    prefix: str = setting("botical", validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+    history_ttl: int = setting(86400, Range(min=10))
+    timeout: float = setting(3.0, Range(min=0.1, max=60))
 
 
 @dataclass(frozen=True)
@@ -97,22 +118,25 @@ class ProviderSettings:
     base_url: str = ""
     api_key_env: str = ""
     api_key_file: str = ""
-    timeout: float = 60.0
-    max_retries: int = 2
+    timeout: float = setting(60.0, Range(min=1))
+    max_retries: int = setting(2, Range(min=0, max=10))
+
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 4096
-    data_dir: str = DEFAULT_DATA_DIR
+    host: str = setting("127.0.0.1", Length(min=1))
+    port: int = setting(4096, Range(min=0, max=65535))
+    data_dir: str = setting(DEFAULT_DATA_DIR, Length(min=1))
     database_url: str = ""
-    database_workers: int = 4
-    workers: int = 1
-    log_level: str = "INFO"
-    max_body_size: int = 1024 * 1024
-    shutdown_timeout: float = 10.0
-    session_cache_bytes: int = 32 * 1024 * 1024
+    database_workers: int = setting(4, Range(min=1, max=64))
+    workers: int = setting(1, Range(min=1, max=64))
+    log_level: str = setting("INFO", OneOf(LOG_LEVELS))
+    max_body_size: int = setting(1024 * 1024, Range(min=1024))
+    shutdown_timeout: float = setting(10.0, Range(min=0.1, max=300))
+    session_cache_bytes: int = setting(32 * 1024 * 1024, Range(min=0))
     workspace_roots: tuple[str, ...] = ()
     auth: AuthSettings = field(default_factory=AuthSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
@@ -120,8 +144,10 @@ class Settings:
     tools: ToolSettings = field(default_factory=ToolSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     bus: BusSettings = field(default_factory=BusSettings)
-    providers: tuple[tuple[str, ProviderSettings], ...] = ()
-    source: str = "<defaults>"
+    providers: tuple[tuple[str, ProviderSettings], ...] = setting(
+        (), table=validate.Regexp(r"^[a-z][a-z0-9_-]*$")
+    )
+    source: str = field(default="<defaults>", metadata={"internal": True})
 
     def provider(self, name: str) -> ProviderSettings:
         """The `[providers.NAME]` table, or the defaults when there is none."""
@@ -138,168 +164,61 @@ class Settings:
         return self.database_url or f"sqlite:///{self.data_path / 'botical.db'}"
 
 
+_SCALARS: dict[Any, type[fields.Field]] = {
+    str: fields.String,
+    int: fields.Integer,
+    float: fields.Float,
+}
+
+
+def schema_for(settings: type) -> Schema:
+    """The marshmallow schema of a settings dataclass, from its fields: types from the
+    annotations, defaults and validators from `setting`, nested tables, unknown keys refused."""
+    hints = typing.get_type_hints(settings)
+    declared = {}
+    for item in dataclasses.fields(settings):
+        if not item.metadata.get("internal"):
+            declared[item.name] = _field(hints[item.name], item)
+
+    def make(self: Schema, data: dict[str, Any], **_: Any) -> Any:
+        for name, value in data.items():
+            declared_field = declared[name]
+            if isinstance(declared_field, fields.Nested) and isinstance(value, dict):
+                data[name] = declared_field.schema.load(value)  # a default bypasses post_load
+            elif isinstance(value, dict):  # a [NAME.KEY] table, kept sorted by KEY
+                data[name] = tuple(sorted(value.items()))
+            elif isinstance(value, list):
+                data[name] = tuple(value)
+        return settings(**data)
+
+    def check(self: Schema, data: dict[str, Any], **_: Any) -> None:
+        problems: dict[str, str] = getattr(settings, "problems", lambda data: {})(data)
+        for key, message in problems.items():
+            raise SchemaError(message, key)
+
+    hooks = {"make": post_load(make), "check": validates_schema(check)}
+    return type(f"{settings.__name__}Schema", (_Strict,), {**declared, **hooks})()
+
+
+def _field(kind: Any, item: dataclasses.Field[Any]) -> fields.Field:
+    checks = list(item.metadata.get("checks", ()))
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return fields.Nested(schema_for(kind), load_default=dict)
+    if item.metadata.get("table") is not None:  # tuple[tuple[str, Dataclass], ...]
+        values = schema_for(typing.get_args(typing.get_args(kind)[0])[1])
+        keys = fields.String(validate=item.metadata["table"])
+        return fields.Dict(keys=keys, values=fields.Nested(values), load_default=dict)
+    if typing.get_origin(kind) is tuple:  # tuple[str, ...]
+        return fields.List(fields.String(), load_default=list)
+    return _SCALARS[kind](load_default=item.default, validate=checks)
+
+
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
 
 
-def _tuple(value: list[str]) -> tuple[str, ...]:
-    return tuple(value)
-
-
-class AuthSchema(_Strict):
-    secret_file = fields.String(load_default="")
-    token_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=60))
-    max_token_ttl = fields.Integer(load_default=30 * 86400, validate=validate.Range(min=60))
-    apikey_touch_interval = fields.Integer(load_default=60, validate=validate.Range(min=0))
-    role_cache_ttl = fields.Float(load_default=10.0, validate=validate.Range(min=0, max=300))
-
-    @validates_schema
-    def ttl_within_max(self, data: dict[str, Any], **_: Any) -> None:
-        # Otherwise `botical serve` cannot issue the admin's token with the default lifetime.
-        if data.get("token_ttl", 86400) > data.get("max_token_ttl", 30 * 86400):
-            raise SchemaError("Must not exceed max_token_ttl.", "token_ttl")
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> AuthSettings:
-        return AuthSettings(**data)
-
-
-class PluginsSchema(_Strict):
-    modules = fields.List(fields.String(), load_default=list)
-    dirs = fields.List(fields.String(), load_default=list)
-    disabled = fields.List(fields.String(), load_default=list)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> PluginSettings:
-        return PluginSettings(**{k: _tuple(v) for k, v in data.items()})
-
-
-class AgentSchema(_Strict):
-    default_model = fields.String(load_default="echo", validate=validate.Length(min=1, max=200))
-    approval_timeout = fields.Float(load_default=600.0, validate=validate.Range(min=1))
-    flush_interval = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=60))
-    run_lease = fields.Float(load_default=15.0, validate=validate.Range(min=1, max=600))
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> AgentSettings:
-        return AgentSettings(**data)
-
-
-class ToolsSchema(_Strict):
-    bash_timeout = fields.Integer(load_default=120, validate=validate.Range(min=1))
-    bash_max_timeout = fields.Integer(load_default=600, validate=validate.Range(min=1))
-    output_limit = fields.Integer(load_default=64 * 1024, validate=validate.Range(min=1024))
-    read_limit = fields.Integer(load_default=256 * 1024, validate=validate.Range(min=1024))
-    write_limit = fields.Integer(load_default=10 * 1024 * 1024, validate=validate.Range(min=1024))
-    mcp_start_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=600))
-    mcp_idle_timeout = fields.Float(load_default=600.0, validate=validate.Range(min=0))
-    mcp_max_servers = fields.Integer(load_default=32, validate=validate.Range(min=1, max=1000))
-    mcp_max_message_size = fields.Integer(
-        load_default=4 * 1024 * 1024, validate=validate.Range(min=1024)
-    )
-    search_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=3600))
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ToolSettings:
-        return ToolSettings(**data)
-
-
-class WebSocketSchema(_Strict):
-    ping_interval = fields.Float(load_default=25.0, validate=validate.Range(min=0))
-    ping_timeout = fields.Float(load_default=20.0, validate=validate.Range(min=1))
-    max_message_size = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
-    allowed_origins = fields.List(fields.String(), load_default=list)
-    queue_max_messages = fields.Integer(load_default=1000, validate=validate.Range(min=10))
-    queue_max_bytes = fields.Integer(
-        load_default=4 * 1024 * 1024, validate=validate.Range(min=64 * 1024)
-    )
-    rate_limit = fields.Float(load_default=20.0, validate=validate.Range(min=0.1))
-    rate_burst = fields.Integer(load_default=60, validate=validate.Range(min=1))
-    abuse_limit = fields.Integer(load_default=200, validate=validate.Range(min=1))
-    max_channels = fields.Integer(load_default=100, validate=validate.Range(min=1))
-    max_inflight = fields.Integer(load_default=16, validate=validate.Range(min=1))
-    max_connections_per_user = fields.Integer(load_default=20, validate=validate.Range(min=1))
-    replay_buffer = fields.Integer(load_default=1000, validate=validate.Range(min=0))
-    replay_buffer_bytes = fields.Integer(
-        load_default=64 * 1024 * 1024, validate=validate.Range(min=0)
-    )
-    max_tracked_channels = fields.Integer(load_default=10000, validate=validate.Range(min=10))
-    revalidate_interval = fields.Float(load_default=30.0, validate=validate.Range(min=0.1))
-    request_timeout = fields.Float(load_default=60.0, validate=validate.Range(min=1))
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> WebSocketSettings:
-        data["allowed_origins"] = tuple(data["allowed_origins"])
-        return WebSocketSettings(**data)
-
-
-class BusSchema(_Strict):
-    backend = fields.String(load_default="memory", validate=validate.OneOf(["memory", "redis"]))
-    url = fields.String(
-        load_default="redis://127.0.0.1:6379/0",
-        validate=validate.Regexp(r"^(rediss?|unix)://", error="Use redis://, rediss:// or unix://"),
-    )
-    prefix = fields.String(
-        load_default="botical", validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$")
-    )
-    history_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=10))
-    timeout = fields.Float(load_default=3.0, validate=validate.Range(min=0.1, max=60))
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> BusSettings:
-        return BusSettings(**data)
-
-
-class ProviderSchema(_Strict):
-    base_url = fields.String(load_default="")
-    api_key_env = fields.String(load_default="")
-    api_key_file = fields.String(load_default="")
-    timeout = fields.Float(load_default=60.0, validate=validate.Range(min=1))
-    max_retries = fields.Integer(load_default=2, validate=validate.Range(min=0, max=10))
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ProviderSettings:
-        return ProviderSettings(**data)
-
-
-class SettingsSchema(_Strict):
-    host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1))
-    port = fields.Integer(load_default=4096, validate=validate.Range(min=0, max=65535))
-    data_dir = fields.String(load_default=DEFAULT_DATA_DIR, validate=validate.Length(min=1))
-    database_url = fields.String(load_default="")
-    database_workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
-    workers = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
-    log_level = fields.String(
-        load_default="INFO",
-        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
-    )
-    max_body_size = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
-    shutdown_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=300))
-    session_cache_bytes = fields.Integer(
-        load_default=32 * 1024 * 1024, validate=validate.Range(min=0)
-    )
-    workspace_roots = fields.List(fields.String(), load_default=list)
-    auth = fields.Nested(AuthSchema, load_default=dict)
-    plugins = fields.Nested(PluginsSchema, load_default=dict)
-    agent = fields.Nested(AgentSchema, load_default=dict)
-    tools = fields.Nested(ToolsSchema, load_default=dict)
-    websocket = fields.Nested(WebSocketSchema, load_default=dict)
-    bus = fields.Nested(BusSchema, load_default=dict)
-    providers = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_-]*$")),
-        values=fields.Nested(ProviderSchema),
-        load_default=dict,
-    )
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> Settings:
-        for name, schema in _sections().items():
-            if isinstance(data[name], dict):  # load_default bypasses the nested post_load
-                data[name] = schema.load(data[name])
-        data["workspace_roots"] = tuple(data["workspace_roots"])
-        data["providers"] = tuple(sorted(data["providers"].items()))
-        return Settings(**data)
+SettingsSchema = type(schema_for(Settings))
 
 
 def _sections() -> dict[str, Schema]:
