@@ -91,6 +91,15 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
+class ModelPrice:
+    """What a model costs, per million tokens; `cached` input tokens cost `input` if unset."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached: float | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 4096
@@ -108,6 +117,7 @@ class Settings:
     tools: ToolSettings = field(default_factory=ToolSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     providers: tuple[tuple[str, ProviderSettings], ...] = ()
+    pricing: tuple[tuple[str, ModelPrice], ...] = ()
     source: str = "<defaults>"
 
     def provider(self, name: str) -> ProviderSettings:
@@ -232,6 +242,16 @@ class ProviderSchema(_Strict):
         return ProviderSettings(**data)
 
 
+class PriceSchema(_Strict):
+    input = fields.Float(required=True, validate=validate.Range(min=0))
+    output = fields.Float(required=True, validate=validate.Range(min=0))
+    cached = fields.Float(validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ModelPrice:
+        return ModelPrice(**data)
+
+
 class SettingsSchema(_Strict):
     host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1))
     port = fields.Integer(load_default=4096, validate=validate.Range(min=0, max=65535))
@@ -258,6 +278,11 @@ class SettingsSchema(_Strict):
         values=fields.Nested(ProviderSchema),
         load_default=dict,
     )
+    pricing = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=200)),
+        values=fields.Nested(PriceSchema),
+        load_default=dict,
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Settings:
@@ -266,6 +291,7 @@ class SettingsSchema(_Strict):
                 data[name] = schema.load(data[name])
         data["workspace_roots"] = tuple(data["workspace_roots"])
         data["providers"] = tuple(sorted(data["providers"].items()))
+        data["pricing"] = tuple(sorted(data["pricing"].items()))
         return Settings(**data)
 
 
@@ -283,7 +309,7 @@ def _env_overrides(environ: dict[str, str], sources: dict[str, str]) -> dict[str
     sections = _sections()
     for name, fld in SettingsSchema().fields.items():
         if isinstance(fld, fields.Dict):
-            continue  # [providers.NAME] tables come from the file; keys from api_key_env/_file
+            continue  # [providers.NAME] and [pricing] tables come from the file only
         if name in sections:
             for key, sub in sections[name].fields.items():
                 env = f"{ENV_PREFIX}{name}_{key}".upper()
@@ -318,7 +344,7 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(messages, dict):
         out: list[tuple[str, str]] = []
         for key, value in messages.items():
-            if key == "value" and prefix.startswith("providers."):
+            if key == "value" and prefix.startswith(("providers.", "pricing.")):
                 out += _flatten(value, prefix)  # marshmallow's Dict nests errors under "value"
                 continue
             out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
