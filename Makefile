@@ -1,7 +1,8 @@
 # Developer entry points. Everything runs inside ./.venv, which is created on first use.
 #
 #   make run                 install Botical into .venv and start `botical serve`
-#   make test [ARGS=...]     install the test extras, run pytest (with ARGS), ruff check, mypy
+#   make test [ARGS=...]     install the test extras and Chromium (.ci/prepare), run pytest
+#                            (with ARGS), ruff check, mypy
 #   make lint                ruff check, ruff format --check and mypy
 #   make format              ruff's safe fixes, then ruff format
 #   make bench [ARGS=...]    run bench/run.py
@@ -45,6 +46,7 @@ run: $(VENV)/.installed
 	exec $(BIN)/botical serve $(ARGS)
 
 test: $(VENV)/.installed-test
+	@bash .ci/prepare
 	$(BIN)/pytest $(ARGS)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

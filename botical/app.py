@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import tornado.web
 
 from botical.agent.catalog import Catalog
 from botical.agent.providers.base import Provider, ProviderConfig
+from botical.agent.providers.check import check_models
 from botical.agent.runner import Runner
 from botical.agent.runs import RunBook, RunLeases
 from botical.agent.steps import RunServices, Steps
@@ -56,7 +56,7 @@ from botical.services.users import UserService
 from botical.tools.base import Tool
 from botical.tools.mcp import McpServers
 from botical.tools.toolbox import Toolbox
-from botical.websocket.broadcaster import Broadcaster, ChannelKind
+from botical.websocket.broadcaster import ChannelKind, ChannelRouter
 from botical.websocket.connections import ConnectionRegistry
 from botical.websocket.frames import FrameHandler
 from botical.websocket.lifecycle import ConnectionService
@@ -167,7 +167,7 @@ class Botical:
     toolbox: Toolbox
     runner: Runner
     connections: ConnectionRegistry
-    broadcaster: Broadcaster
+    broadcaster: ChannelRouter
     dispatcher: Dispatcher
     lifecycle: ConnectionService
     frames: FrameHandler
@@ -175,7 +175,6 @@ class Botical:
     def __init__(self, settings: Settings, plugins: tuple[object, ...] = ()) -> None:
         self.settings = settings
         self.node = new_id("node")  # this process, among the nodes sharing a database
-        self.epoch = secrets.token_hex(8)
         self.pm: pluggy.PluginManager = make_plugin_manager(settings, plugins)
         self.registries: dict[str, Registry] = {}
         self.port: int | None = None
@@ -227,9 +226,11 @@ class Botical:
         self.providers = {
             r.name: r.value(provider_config(r.name, settings)) for r in self.registries["providers"]
         }
+        check_models(settings, self.providers, self.registries["agents"])
         self.agents = AgentService.from_configs(db, (r.value for r in self.registries["agents"]))
         self.catalog = Catalog(self.agents, self.providers, settings.agent.default_model)
-        self.projects = ProjectService(db, bus, settings.workspace_roots)
+        workspaces = settings.data_path / "workspaces"
+        self.projects = ProjectService(db, bus, settings.workspace_roots, workspaces)
         self.sessions = SessionService(db, bus, self.catalog.check, settings.session_cache_bytes)
         self.messages = MessageService(db, bus, Pricing(dict(settings.pricing)))
         self.branches = BranchService(db, self.messages, self.sessions)
@@ -260,14 +261,8 @@ class Botical:
     def _open_realtime(self) -> None:
         ws = self.settings.websocket
         self.connections = ConnectionRegistry()
-        self.broadcaster = Broadcaster(
-            self.bus,
-            self.connections,
-            (r.value for r in self.registries["channels"]),
-            ws.replay_buffer,
-            ws.max_tracked_channels,
-            ws.replay_buffer_bytes,
-        )
+        kinds = (r.value for r in self.registries["channels"])
+        self.broadcaster = self.bus.broadcaster(self.connections, kinds, ws)
         methods = (r.value for r in self.registries["methods"])
         self.dispatcher = Dispatcher(self, methods, (r.value for r in self.registries["scopes"]))
         self.lifecycle = ConnectionService(self)

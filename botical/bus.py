@@ -16,11 +16,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botical.db.database import now_ms
+
+if TYPE_CHECKING:
+    from botical.config import WebSocketSettings
+    from botical.websocket.broadcaster import ChannelKind, ChannelRouter
+    from botical.websocket.connections import ConnectionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +111,30 @@ class EventBus:
         task = asyncio.ensure_future(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    healthy = True  # whether the backend answers (/health/ready)
+
+    def broadcaster(
+        self, registry: ConnectionRegistry, kinds: Iterable[ChannelKind], limits: WebSocketSettings
+    ) -> ChannelRouter:
+        """The channels this backend carries: in memory, in this process."""
+        from botical.websocket.broadcaster import Broadcaster
+
+        return Broadcaster(
+            self,
+            registry,
+            kinds,
+            limits.replay_buffer,
+            limits.max_tracked_channels,
+            limits.replay_buffer_bytes,
+        )
+
+    async def connections_of(self, user_id: str, here: int) -> int:
+        """Open sockets of a user on every node (`here`: on this one; the only one)."""
+        return here
+
+    def connection_counted(self, user_id: str, change: int) -> None:
+        """A socket of the user opened (+1) or closed (-1) on this node."""
 
     async def start(self) -> None:
         """Start the backend (nothing to do in process)."""

@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import gc
 import logging
+import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import botical
@@ -23,6 +26,11 @@ from botical.errors import BoticalError, ConfigError, PluginError
 # with the default they outlive a young collection, get promoted and trigger full collections,
 # each pausing the server for tens of ms with 1,000 sockets open (bench/NOTES.md).
 GC_THRESHOLDS = (10_000, 10, 10)
+FIRST_PROJECT = "My project"  # made with a default workspace on the first start
+DESCRIPTION = (
+    "Botical: a self-hosted server for AI agents that people talk to in real time. "
+    "Start with `botical serve` and open the URL it prints."
+)
 log = logging.getLogger("botical")
 
 
@@ -31,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", help="TOML configuration file (or BOTICAL_CONFIG)")
     common.add_argument("--data-dir", help="data directory (or BOTICAL_DATA_DIR)")
 
-    parser = argparse.ArgumentParser(prog="botical", description=botical.__doc__)
+    parser = argparse.ArgumentParser(prog="botical", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=botical.__version__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -100,17 +108,11 @@ async def _serve(settings: Settings) -> None:
     admin, created = await app.users.ensure_local_admin()
     if created:
         log.info("created local admin user %r", admin["name"])
+        project = await app.projects.create(operator_identity(admin), FIRST_PROJECT)
+        log.info("created project %r with its workspace %s", project["name"], project["path"])
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    if admin:
-        issued = app.tokens.issue(admin["id"])
-        print(f"Botical {botical.__version__} is running. Open this URL to start:", flush=True)
-        print(f"    http://{host}:{app.port}/?token={issued.token}", flush=True)
-    else:
-        print(f"Botical {botical.__version__} is running at http://{host}:{app.port}/", flush=True)
-        print(
-            "    No admin user exists; get a token with: botical token create --user NAME",
-            flush=True,
-        )
+    token = app.tokens.issue(admin["id"]).token if admin else None
+    print("\n".join(_welcome(f"http://{host}:{app.port}/", token)), flush=True)
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, whose pauses otherwise show up as latency spikes in streamed answers.
     gc.freeze()
@@ -119,6 +121,40 @@ async def _serve(settings: Settings) -> None:
     log.info("stopping")
     await app.stop()
     log.info("stopped")
+
+
+def _welcome(url: str, token: str | None) -> list[str]:
+    """What `serve` prints: the console's URL with a token, and a ready `botical chat` line."""
+    version = botical.__version__
+    if token is None:
+        return [
+            f"Botical {version} is running at {url}",
+            "    No admin user exists; get a token with: botical token create --user NAME",
+        ]
+    login = f"{url}?token={token}"
+    return [
+        f"Botical {version} is running. Open this URL to start:",
+        f"    {login}",
+        "or chat in a terminal:",
+        f"    {botical_command()} chat --url {shlex.quote(login)}",
+    ]
+
+
+def botical_command() -> str:
+    """How to run `botical` from here: its name when it is on PATH, else the script beside
+    this Python (`.venv/bin/botical` after `make run`), else `python -m botical`."""
+    script = Path(sys.executable).parent / "botical"
+    if (
+        shutil.which("botical")
+        and Path(shutil.which("botical") or "").resolve() == script.resolve()
+    ):
+        return "botical"
+    if script.is_file():
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
+    return f"{shlex.quote(sys.executable)} -m botical"
 
 
 def _run_command(args: argparse.Namespace, settings: Settings) -> None:

@@ -82,6 +82,15 @@ class WebSocketSettings:
 
 
 @dataclass(frozen=True)
+class BusSettings:
+    backend: str = "memory"
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "botical"
+    history_ttl: int = 86400
+    timeout: float = 3.0
+
+
+@dataclass(frozen=True)
 class ProviderSettings:
     base_url: str = ""
     api_key_env: str = ""
@@ -116,6 +125,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    bus: BusSettings = field(default_factory=BusSettings)
     providers: tuple[tuple[str, ProviderSettings], ...] = ()
     pricing: tuple[tuple[str, ModelPrice], ...] = ()
     source: str = "<defaults>"
@@ -230,6 +240,23 @@ class WebSocketSchema(_Strict):
         return WebSocketSettings(**data)
 
 
+class BusSchema(_Strict):
+    backend = fields.String(load_default="memory", validate=validate.OneOf(["memory", "redis"]))
+    url = fields.String(
+        load_default="redis://127.0.0.1:6379/0",
+        validate=validate.Regexp(r"^(rediss?|unix)://", error="Use redis://, rediss:// or unix://"),
+    )
+    prefix = fields.String(
+        load_default="botical", validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$")
+    )
+    history_ttl = fields.Integer(load_default=86400, validate=validate.Range(min=10))
+    timeout = fields.Float(load_default=3.0, validate=validate.Range(min=0.1, max=60))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BusSettings:
+        return BusSettings(**data)
+
+
 class ProviderSchema(_Strict):
     base_url = fields.String(load_default="")
     api_key_env = fields.String(load_default="")
@@ -273,6 +300,7 @@ class SettingsSchema(_Strict):
     agent = fields.Nested(AgentSchema, load_default=dict)
     tools = fields.Nested(ToolsSchema, load_default=dict)
     websocket = fields.Nested(WebSocketSchema, load_default=dict)
+    bus = fields.Nested(BusSchema, load_default=dict)
     providers = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_-]*$")),
         values=fields.Nested(ProviderSchema),
@@ -374,6 +402,19 @@ def _record_sources(data: dict[str, Any], origin: str, sources: dict[str, str], 
         sources[dotted] = origin
 
 
+def _no_password_in_file(data: dict[str, Any], sources: dict[str, str]) -> None:
+    """A password may reach `[bus] url` only from the environment (BOTICAL_BUS_URL)."""
+    url = data.get("bus", {}).get("url")
+    origin = sources.get("bus.url", "")
+    if isinstance(url, str) and not origin.startswith("environment") and "@" in url:
+        credentials = url.split("://", 1)[-1].rsplit("@", 1)[0]
+        if ":" in credentials:
+            raise ConfigError(
+                f"invalid configuration:\n  {origin}: bus.url: holds a password; put the URL in "
+                "BOTICAL_BUS_URL instead (secrets never go in the configuration file)"
+            )
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -394,6 +435,7 @@ def load_settings(
     cli = {k: v for k, v in (overrides or {}).items() if v is not None}
     _record_sources(cli, "command line", sources)
     data = _merge(data, cli)
+    _no_password_in_file(data, sources)
     try:
         settings = SettingsSchema().load(data)
     except SchemaError as exc:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "botical.http.routes",
+    "botical.http.login",
     "botical.agent.providers.echo",
     "botical.agent.providers.openai",
     "botical.agent.providers.anthropic",

@@ -58,7 +58,7 @@ def botical_startup(app) -> None:
         if event.session_id and "delta" in event.data:
             channel = f"session:{event.session_id}"
             _marks.setdefault(channel, []).append(
-                (broadcaster.seq(channel) + 1, time.monotonic_ns())
+                (broadcaster.seq(channel) + 1, time.monotonic_ns())  # the in-process one
             )
 
     app.bus.subscribe("part.updated", record)

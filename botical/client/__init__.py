@@ -21,6 +21,7 @@ from botical.client.errors import (
     ConnectionFailed,
     ConnectionLost,
     Forbidden,
+    InvalidURL,
     MethodNotFound,
     NotFound,
     PayloadTooLarge,
@@ -35,6 +36,7 @@ from botical.client.errors import (
 )
 from botical.client.events import RESET, SYNCED, ConnectionState, Event, Subscription
 from botical.client.rest import http_base_url
+from botical.client.urls import ServerURL, server_url
 
 __all__ = [
     "RESET",
@@ -49,6 +51,7 @@ __all__ = [
     "ConnectionState",
     "Event",
     "Forbidden",
+    "InvalidURL",
     "MethodNotFound",
     "NotFound",
     "PayloadTooLarge",
@@ -56,10 +59,12 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "ServerError",
+    "ServerURL",
     "Subscription",
     "Timeout",
     "Unauthorized",
     "ValidationFailed",
     "error_from_payload",
     "http_base_url",
+    "server_url",
 ]

@@ -28,7 +28,8 @@ from botical.client.errors import (
     error_from_payload,
 )
 from botical.client.events import ConnectionState, Subscription
-from botical.client.rest import http_base_url, rest_request
+from botical.client.rest import rest_request
+from botical.client.urls import server_url
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,15 @@ Socket = tornado.websocket.WebSocketClientConnection
 
 
 class BoticalClient:
-    """A connection to `url` (`ws://host:4096/ws`) authenticated with `token` (a JWT or an
-    API key). Use `async with BoticalClient(...) as client:` or `connect()` / `close()`."""
+    """A connection to `url` authenticated with `token` (a JWT or an API key). `url` is what
+    `botical serve` prints (`http://host:4096/?token=...`, whose token is used when `token` is
+    not given), a WebSocket URL (`ws://host:4096/ws`) or `host:port`; `InvalidURL` otherwise.
+    Use `async with BoticalClient(...) as client:` or `connect()` / `close()`."""
 
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | None = None,
         *,
         request_timeout: float = 30.0,
         reconnect: bool = True,
@@ -57,8 +60,12 @@ class BoticalClient:
         heartbeat: float = 20.0,
         on_state: StateCallback | None = None,
     ) -> None:
-        self.url = url
-        self.token = token
+        server = server_url(url)
+        if not (token or server.token):
+            raise Unauthorized("No token: pass one, or the URL botical serve printed (?token=)")
+        self.url = server.ws
+        self.http_url = server.http
+        self.token: str = token or server.token or ""
         self.request_timeout = request_timeout
         self.reconnect = reconnect
         self.initial_backoff = initial_backoff
@@ -152,8 +159,9 @@ class BoticalClient:
 
     async def rest(self, method: str, path: str, body: Any = None) -> Any:
         """Call the server's REST API (`GET /api/projects`, ...) with the same credential."""
-        base = http_base_url(self.url)
-        return await rest_request(base, self.token, method, path, body, self.request_timeout)
+        return await rest_request(
+            self.http_url, self.token, method, path, body, self.request_timeout
+        )
 
     def drop_connection(self) -> None:
         """Close the current socket as a network failure would: the client reconnects and
@@ -180,6 +188,8 @@ class BoticalClient:
             )
         except tornado.httpclient.HTTPClientError as exc:
             raise _refusal(exc) from None
+        except tornado.websocket.WebSocketError as exc:  # e.g. a page answered, not a socket
+            raise ConnectionFailed(f"Cannot open a WebSocket at {self.url}: {exc}") from None
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             raise ConnectionFailed(f"Cannot connect to {self.url}: {reason}") from None

@@ -93,6 +93,12 @@ class ConnectionFailed(ClientError):
     code = "CONNECTION_FAILED"
 
 
+class InvalidURL(ClientError):
+    """The server URL given to the client cannot be used (see `botical.client.urls`)."""
+
+    code = "INVALID_URL"
+
+
 class ClientClosed(ClientError):
     """The client was closed (by `close()`, or for good after an authentication failure)."""
 

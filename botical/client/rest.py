@@ -1,25 +1,19 @@
-"""The REST side of a server the client knows by its WebSocket URL (projects are REST-only)."""
+"""The REST side of a server the client knows by its WebSocket URL."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import tornado.httpclient
 
 from botical.client.errors import ConnectionFailed, ServerError, error_from_payload
+from botical.client.urls import server_url
 
 
 def http_base_url(ws_url: str) -> str:
     """`ws://host:port/ws` -> `http://host:port` (`wss` -> `https`; a path prefix is kept)."""
-    parts = urlsplit(ws_url)
-    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(parts.scheme)
-    if scheme is None:
-        raise ValueError(f"Not a ws:// or wss:// URL: {ws_url!r}")
-    path = parts.path.rstrip("/")
-    path = path.removesuffix("/ws")
-    return urlunsplit((scheme, parts.netloc, path, "", ""))
+    return server_url(ws_url).http
 
 
 async def rest_request(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 
 from botical import jsonin
+from botical.auth.cookie import cookie_credential
 from botical.auth.identity import Identity, bearer_token
 from botical.auth.permissions import Role
 from botical.errors import BoticalError, InternalError, NotFound, PayloadTooLarge, ValidationError
@@ -63,7 +64,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def check_xsrf_cookie(self) -> None:
-        """Credentials come from headers, never cookies, so there is no CSRF to check."""
+        """Tornado's own check is off: the sign-in cookie has its own (botical.auth.cookie)."""
 
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -98,12 +99,15 @@ class BaseHandler(tornado.web.RequestHandler):
 
 
 class ApiHandler(BaseHandler):
-    """Every `/api` route: a Bearer token or API key is required."""
+    """Every `/api` route: a Bearer token or API key is required, or the console's cookie."""
 
     identity: Identity
 
     async def prepare(self) -> None:
-        credential = bearer_token(self.request.headers.get("Authorization"))
+        header = self.request.headers.get("Authorization")
+        credential = bearer_token(header)
+        if header is None:  # the console's sign-in cookie, only when no header is sent
+            credential = cookie_credential(self.request)
         self.identity = await self.botical.auth.authenticate(credential)
 
     async def require(self, project_id: str, role: Role) -> Role:

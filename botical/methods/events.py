@@ -13,6 +13,7 @@ from botical.methods.results import (
     MessageResult,
     PartResult,
     PathChange,
+    ProjectResult,
     SessionResult,
     TodoResult,
     boolean,
@@ -70,6 +71,10 @@ class MemberRemovedEvent(Schema):
     userId = string()
 
 
+class ProjectEvent(Schema):
+    project = one(ProjectResult)
+
+
 class ProjectDeletedEvent(Schema):
     projectId = string()
 
@@ -90,6 +95,7 @@ EVENTS: dict[str, type[Schema]] = {
     "member.added": MemberEvent,
     "member.updated": MemberEvent,
     "member.removed": MemberRemovedEvent,
+    "project.created": ProjectEvent,
     "project.deleted": ProjectDeletedEvent,
 }
 

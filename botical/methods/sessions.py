@@ -135,8 +135,7 @@ async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     session_id = p["sessionId"]
     # Taken before the reads, together with the text streamed so far: stored text lags behind
     # the deltas (it is written in batches), so the open part's text must be the one at `seq`.
-    seq = app.broadcaster.seq(f"session:{session_id}")
-    live = app.runner.live_text(session_id)
+    seq, live = await app.broadcaster.snapshot(f"session:{session_id}")
     session = await app.sessions.get(session_id, include_messages=True)
     messages, status = session.pop("messages"), session.pop("run")
     queue = session.pop("queue")  # issue 15: messages waiting to run, in the order they will

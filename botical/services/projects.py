@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,30 @@ def resolve_workspace(path: str, identity: Identity, roots: Sequence[str]) -> st
     raise Forbidden("Only server admins may use a directory outside the workspace roots")
 
 
+def make_default_workspace(workspaces: Path, project_id: str) -> str:
+    """Create `<workspaces>/<project_id>`, readable only by the server's user (0700)."""
+    path = workspaces / project_id
+    workspaces.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    return str(path.resolve())
+
+
 class ProjectService:
-    def __init__(self, db: Database, bus: EventBus, workspace_roots: Sequence[str] = ()) -> None:
+    """Projects and members. A project created without a path gets a default workspace
+    under `workspaces` (`<data_dir>/workspaces/<id>`), so its agents' tools work at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        workspace_roots: Sequence[str] = (),
+        workspaces: Path | None = None,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._roots = tuple(workspace_roots)
+        self._workspaces = workspaces
 
     def _publish(self, name: str, data: dict[str, Any], project_id: str, user_id: str | None):
         self._bus.publish(Event(name, data, project_id=project_id, user_id=user_id))
@@ -75,13 +95,17 @@ class ProjectService:
         if identity.project_scope is not None:
             raise Forbidden("A project-scoped API key cannot create projects")
         resolved = resolve_workspace(path, identity, self._roots) if path else None
+        project_id = new_id("prj")
 
         def insert() -> Project:
+            workspace = resolved
+            if workspace is None and self._workspaces is not None:
+                workspace = make_default_workspace(self._workspaces, project_id)
             project = Project.create(
-                id=new_id("prj"),
+                id=project_id,
                 name=name,
                 description=description,
-                path=resolved,
+                path=workspace,
                 owner=identity.user_id,
             )
             ProjectMember.create(project=project.id, user=identity.user_id, role=Role.OWNER.label)

@@ -17,6 +17,7 @@ from botical.services.pagination import page
 from botical.services.readcache import ReadCache
 
 EDITABLE = ("title", "agent", "model")
+TITLE_LENGTH = 60  # a title taken from the first message: its first line, this long at most
 Check = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
@@ -47,6 +48,13 @@ def run_status(session_id: str) -> dict[str, Any]:
     """`{status: running|idle, runId}` of a session, whichever node runs it (on the executor)."""
     rows = RUN_OF_SESSION.rows(session_id)
     return {"status": "running", "runId": rows[0].id} if rows else {"status": "idle", "runId": None}
+
+
+def message_title(content: str) -> str:
+    """A session title from a message: its first non-blank line, whitespace collapsed."""
+    line = next((line for line in content.splitlines() if line.strip()), "")
+    title = " ".join(line.lstrip(" #>").split())  # a markdown heading or quote: its text
+    return title if len(title) <= TITLE_LENGTH else title[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
 def _read(session_id: str, include_messages: bool) -> dict[str, Any]:
@@ -185,6 +193,21 @@ class SessionService:
         data = session_to_dict(await self._db.atomic(apply))
         self.publish("session.updated", data)
         return data
+
+    async def title_from(self, session_id: str, content: str) -> None:
+        """Title an untitled session after its first message (its first line, shortened)."""
+        title = message_title(content)
+
+        def apply() -> Session | None:
+            updated = (
+                Session.update(title=title, updated_at=now_ms())
+                .where(Session.id == session_id, Session.title == "")
+                .execute()
+            )
+            return Session.get_by_id(session_id) if updated else None
+
+        if title and (session := await self._db.atomic(apply)) is not None:
+            self.publish("session.updated", session_to_dict(session))
 
     async def archive(self, session_id: str) -> dict[str, Any]:
         """Archive a session: it stays readable but takes no new messages."""

@@ -22,13 +22,13 @@ export class RequestError extends Error {
   }
 }
 
-// One connection to /ws that reconnects on its own. `onState(state, reason)` is told
+// One connection to /ws that reconnects on its own, signed in by the HttpOnly cookie that
+// POST /api/login set (the page never holds the token). `onState(state, reason)` is told
 // "connecting", "connected", "reconnecting" or "offline".
 export class BoticalClient {
-  constructor(token, onState) {
+  constructor(onState) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     this.url = `${scheme}//${location.host}/ws`;
-    this.token = token;
     this.onState = onState;
     this.ws = null;
     this.epoch = null; // of the last connection.ready: a new one means the server restarted
@@ -41,15 +41,15 @@ export class BoticalClient {
     this.heartbeat = null;
     this.awaitingPong = false;
     this.retryTimer = null;
-    this.signedOut = false; // the credential was refused: only a new URL helps
+    this.signedOut = false; // the cookie was refused: only a new sign-in helps
     window.addEventListener("online", () => this.ws || this.signedOut || this.connect());
   }
 
   connect() {
     clearTimeout(this.retryTimer);
     this.onState(this.everConnected ? "reconnecting" : "connecting");
-    // The token travels as a subprotocol, never in the URL; botical.v1 must be offered with it.
-    const ws = new WebSocket(this.url, ["botical.v1", `botical.token.${this.token}`]);
+    // The browser sends the sign-in cookie with the upgrade; the server checks its Origin.
+    const ws = new WebSocket(this.url, ["botical.v1"]);
     let ready = false;
     this.ws = ws;
     ws.onmessage = (message) => {
@@ -225,7 +225,10 @@ export class BoticalClient {
     this.pending.clear();
     if (code === CLOSE_CREDENTIAL || (!wasReady && (await this.credentialRefused()))) {
       this.signedOut = true;
-      this.onState("offline", "Your sign-in expired or was revoked: open a new URL to sign in");
+      this.onState(
+        "offline",
+        "Your sign-in expired or was revoked: open the URL botical serve printed",
+      );
       return;
     }
     if (code === CLOSE_ABUSE) this.attempt = 10;
@@ -239,8 +242,7 @@ export class BoticalClient {
   // A refused upgrade looks like any failed connection to a browser; ask the REST API why.
   async credentialRefused() {
     try {
-      const headers = { Authorization: `Bearer ${this.token}` };
-      const response = await fetch("/api/me", { headers });
+      const response = await fetch("/api/me");
       return response.status === 401;
     } catch {
       return false; // the server is unreachable, which says nothing about the token

@@ -6,12 +6,14 @@ from urllib.parse import urlsplit
 
 from tornado.httputil import HTTPServerRequest
 
+from botical.auth.cookie import cookie_credential
 from botical.auth.identity import Authenticator, Identity, bearer_token
 from botical.websocket.protocol import TOKEN_SUBPROTOCOL_PREFIX
 
 
 def request_credential(request: HTTPServerRequest) -> str | None:
-    """The token from `?token=`, `Authorization: Bearer`, or a `botical.token.<t>` subprotocol."""
+    """The token from `?token=`, `Authorization: Bearer`, a `botical.token.<t>` subprotocol,
+    or else the console's sign-in cookie (from this server's own pages only)."""
     values = request.query_arguments.get("token")
     if values:
         return values[0].decode("utf-8", errors="replace")
@@ -22,7 +24,7 @@ def request_credential(request: HTTPServerRequest) -> str | None:
         proto = proto.strip()
         if proto.startswith(TOKEN_SUBPROTOCOL_PREFIX):
             return proto[len(TOKEN_SUBPROTOCOL_PREFIX) :]
-    return None
+    return cookie_credential(request, upgrade=True)
 
 
 async def authenticate(request: HTTPServerRequest, auth: Authenticator) -> Identity:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -59,36 +60,33 @@ def _size(item: _Buffered) -> int:
     return sys.getsizeof(item.text)
 
 
-class Broadcaster:
-    def __init__(
-        self,
-        bus: EventBus,
-        registry: ConnectionRegistry,
-        kinds: Iterable[ChannelKind],
-        replay_size: int,
-        max_channels: int,
-        replay_bytes: int = 64 * 1024 * 1024,
-    ) -> None:
+class ChannelRouter:
+    """Bus -> channels: which channels an event goes to, serialized once per channel; the
+    backend's subclass gives each channel's events their seq and delivers them.
+
+    What the rest of Botical asks of any backend: `subscribe` (with replay), `current_seq`,
+    `snapshot` (seq and live text together, for `sessions.sync`), `watch` (a channel this
+    node must hear about though no socket subscribed: the read cache's sessions), `epoch`,
+    and `listeners`, told of every publication on a channel this node hears.
+    """
+
+    def __init__(self, bus: EventBus, registry: ConnectionRegistry, kinds: Iterable[ChannelKind]):
+        self._epoch = ""
         self._bus = bus
         self._registry = registry
         self.kinds = {k.prefix: k for k in kinds}
-        self._replay_size = replay_size
-        self._replay_bytes = replay_bytes
-        self._max_channels = max_channels
-        self._states: OrderedDict[str, ChannelState] = OrderedDict()
-        # Channels with buffered events, the one that buffered least recently first: when the
-        # buffers together hold more than `replay_bytes`, their oldest events go first.
-        self._buffering: OrderedDict[str, None] = OrderedDict()
-        self.buffered_bytes = 0
-        # The highest seq of any forgotten channel: a channel created again starts above it, so
-        # a client holding one of its old seqs is never told it recovered.
-        self._seq_floor = 0
+        self.listeners: list[Callable[[str], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def epoch(self) -> str:
+        """Changes when seqs start again: a client's seqs of another epoch cannot be resumed."""
+        return self._epoch
 
     def start(self) -> None:
         self._unsubscribe = self._bus.subscribe("*", self.publish)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
 
@@ -101,7 +99,7 @@ class Broadcaster:
         return list(out)
 
     def publish(self, event: Event) -> None:
-        """Deliver one bus event to every channel it belongs to."""
+        """Deliver one bus event (of this node) to every channel it belongs to."""
         channels = self.channels_for(event)
         if not channels:
             return
@@ -112,19 +110,100 @@ class Broadcaster:
                 self._deliver_delta(channel, data["part"]["id"], header, data["delta"])
             return
         data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        closed = data["part"]["id"] if event.name == "part.updated" else ""
         for channel in channels:
-            seq = self._next(channel)
-            text = event_frame(channel, event.name, data_json, seq)
-            self._remember(channel, _Buffered(seq, text))
-            for connection in self._registry.subscribers(channel):
-                connection.send(text)
+            self._deliver_event(channel, event.name, data_json, closed)
+
+    def _notify(self, channel: str) -> None:
+        for listener in self.listeners:
+            listener(channel)
+
+    def _deliver_event(self, channel: str, name: str, data_json: str, closed: str) -> None:
+        """Publish an event on a channel (`closed`: the id of a part that stops streaming)."""
+        raise NotImplementedError
+
+    def _deliver_delta(self, channel: str, part_id: str, header: str, delta: str) -> None:
+        raise NotImplementedError
+
+    async def subscribe(self, connection: Connection, channel: str, since: int | None) -> bool:
+        """Subscribe a connection; with `since`, first replay what it missed. Returns whether
+        the missed events could all be replayed (`recovered`); nothing falls between."""
+        raise NotImplementedError
+
+    async def current_seq(self, channel: str) -> int:
+        """The last seq given out on a channel (the next event gets this + 1)."""
+        raise NotImplementedError
+
+    async def snapshot(self, channel: str) -> tuple[int, dict[str, str]]:
+        """The channel's seq and, taken with it, the text streamed so far into each of its
+        open parts, by part id: a client that reads the rest of the state after this and
+        applies events above the seq misses nothing."""
+        raise NotImplementedError
+
+    async def watch(self, channel: str) -> None:
+        """Hear about a channel's publications (`listeners`) until `unwatch`."""
+
+    def unwatch(self, channel: str) -> None:
+        """Stop watching a channel."""
+
+
+class Broadcaster(ChannelRouter):
+    """The in-process backend: seq, replay buffer and live text of each channel in memory."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        registry: ConnectionRegistry,
+        kinds: Iterable[ChannelKind],
+        replay_size: int,
+        max_channels: int,
+        replay_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        super().__init__(bus, registry, kinds)
+        self._epoch = secrets.token_hex(8)  # seqs restart with the process
+        self._replay_size = replay_size
+        self._replay_bytes = replay_bytes
+        self._max_channels = max_channels
+        self._states: OrderedDict[str, ChannelState] = OrderedDict()
+        # Channels with buffered events, the one that buffered least recently first: when the
+        # buffers together hold more than `replay_bytes`, their oldest events go first.
+        self._buffering: OrderedDict[str, None] = OrderedDict()
+        self.buffered_bytes = 0
+        # The highest seq of any forgotten channel: a channel created again starts above it, so
+        # a client holding one of its old seqs is never told it recovered.
+        self._seq_floor = 0
+        self._live: dict[str, dict[str, list[str]]] = {}  # channel -> open part -> deltas
+
+    def _deliver_event(self, channel: str, name: str, data_json: str, closed: str) -> None:
+        seq = self._next(channel)
+        text = event_frame(channel, name, data_json, seq)
+        self._remember(channel, _Buffered(seq, text))
+        if closed:
+            live = self._live.get(channel)
+            if live is not None and live.pop(closed, None) is not None and not live:
+                del self._live[channel]
+        self._notify(channel)
+        for connection in self._registry.subscribers(channel):
+            connection.send(text)
 
     def _deliver_delta(self, channel: str, part_id: str, header: str, delta: str) -> None:
         seq = self._next(channel)
         text = delta_frame(channel, header, delta, seq, seq)
         self._remember(channel, _Buffered(seq, text, (part_id, header, delta)))
+        self._live.setdefault(channel, {}).setdefault(part_id, []).append(delta)
+        self._notify(channel)
         for connection in self._registry.subscribers(channel):
             connection.send_delta(channel, part_id, header, delta, seq, text)
+
+    async def subscribe(self, connection: Connection, channel: str, since: int | None) -> bool:
+        return self.attach(connection, channel, since)
+
+    async def current_seq(self, channel: str) -> int:
+        return self.seq(channel)
+
+    async def snapshot(self, channel: str) -> tuple[int, dict[str, str]]:
+        live = self._live.get(channel, {})
+        return self.seq(channel), {part: "".join(chunks) for part, chunks in live.items()}
 
     def _state(self, channel: str) -> ChannelState:
         state = self._states.get(channel)

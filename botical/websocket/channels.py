@@ -39,6 +39,7 @@ SESSION_EVENTS = (
 PROJECT_EVENTS = ("session.created", "session.updated", "agent.status_changed")
 USER_EVENTS = (
     "tool.approval_required",
+    "project.created",
     "member.added",
     "member.updated",
     "member.removed",
@@ -119,9 +120,8 @@ async def list_(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     """List this connection's channels with their current seq (WebSocket only)."""
     assert ctx.connection is not None  # no REST route: only sockets call it
     broadcaster = ctx.app.broadcaster
-    return {
-        "items": [{"channel": c, "seq": broadcaster.seq(c)} for c in ctx.connection.subscriptions]
-    }
+    channels = list(ctx.connection.subscriptions)
+    return {"items": [{"channel": c, "seq": await broadcaster.current_seq(c)} for c in channels]}
 
 
 @hookimpl

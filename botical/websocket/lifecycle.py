@@ -79,7 +79,7 @@ class ConnectionService:
                 "connectionId": connection.id,
                 "userId": connection.user_id,
                 "protocol": protocol.PROTOCOL_VERSION,
-                "epoch": self.app.epoch,
+                "epoch": self.app.broadcaster.epoch,
                 "heartbeatMs": int(limits.ping_interval * 1000),
                 "limits": {
                     "maxMessageSize": limits.max_message_size,

@@ -43,7 +43,8 @@ async def subscribe(app: Botical, connection: Connection, frame: dict[str, Any])
     since: dict[str, int] = frame.get("since") or {}
     # Seqs restart with every server process: replay only for a client that proves, with the
     # epoch from its connection.ready, that its seqs come from this one.
-    epoch_ok = frame.get("epoch") == app.epoch
+    broadcaster = app.broadcaster
+    epoch_ok = frame.get("epoch") == broadcaster.epoch
     subscribed, rejected = [], []
     for channel in dict.fromkeys(frame["channels"]):
         try:
@@ -52,17 +53,16 @@ async def subscribe(app: Botical, connection: Connection, frame: dict[str, Any])
                 and len(connection.subscriptions) >= connection.limits.max_channels
             ):
                 raise RateLimited("Too many channels on this connection")
-            await authorize_channel(app, connection.identity, app.broadcaster.kinds, channel)
+            await authorize_channel(app, connection.identity, broadcaster.kinds, channel)
         except BoticalError as exc:
             rejected.append({"channel": channel, "error": exc.to_payload()})
             continue
         if connection.closed:
             break
         wanted = since.get(channel) if epoch_ok else None
-        recovered = app.broadcaster.attach(connection, channel, wanted)
-        subscribed.append(
-            {"channel": channel, "seq": app.broadcaster.seq(channel), "recovered": recovered}
-        )
+        recovered = await broadcaster.subscribe(connection, channel, wanted)
+        seq = await broadcaster.current_seq(channel)
+        subscribed.append({"channel": channel, "seq": seq, "recovered": recovered})
     return {"subscribed": subscribed, "rejected": rejected}
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import stat
 import subprocess
@@ -305,6 +306,91 @@ def test_serve_on_an_empty_data_dir_prints_a_url_for_the_local_admin(serve):
     assert me["user"]["isAdmin"] is True
 
 
+def test_the_first_serve_makes_a_project_with_a_private_workspace(serve, data_dir):
+    base, token = serve().admin_url()
+    status, listed = http("GET", base + "/api/projects", token)
+    assert status == 200, listed
+    [project] = listed["items"]
+    assert (project["name"], project["role"]) == ("My project", "owner")
+    workspace = Path(project["path"])
+    assert workspace == data_dir.resolve() / "workspaces" / project["id"]
+    assert stat.S_IMODE(workspace.stat().st_mode) == 0o700
+
+
+def test_serve_prints_a_chat_command_that_works(serve, tmp_path):
+    server = serve()
+    server.admin_url()
+    line = server.wait_for("stdout", re.compile(r"^\s+(\S*botical\S*) chat --url (.+)$"))
+    argv = shlex.split(line.group(0))
+    assert argv[1:3] == ["chat", "--url"] and "?token=" in argv[3]
+    done = subprocess.run(
+        argv, input="printed and pasted\n", capture_output=True, text=True, env=_env(), timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "printed and pasted" in done.stdout.splitlines()
+
+
+def test_a_project_without_a_path_gets_a_default_workspace(botical, data_dir):
+    _ok(botical("user", "create", "alice"))
+    project_id = _ok(botical("project", "create", "Plain", "--owner", "alice"))
+    workspace = data_dir / "workspaces" / project_id
+    assert workspace.is_dir()
+    assert stat.S_IMODE(workspace.stat().st_mode) == 0o700
+
+
+def test_help_is_for_people_who_run_botical(botical):
+    result = subprocess.run(
+        [sys.executable, "-m", "botical", "--help"], capture_output=True, text=True, env=_env()
+    )
+    assert result.returncode == 0
+    assert "botical serve" in result.stdout
+    assert "plugin" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "toml,key",
+    [
+        ('[agent]\ndefault_model = "ollama/llama3"\n', "[agent] default_model = 'ollama/llama3'"),
+        ('[agent]\ndefault_model = "gpt-4o"\n', "unknown provider 'gpt-4o'"),
+    ],
+    ids=["ollama", "no-provider"],
+)
+def test_a_model_with_an_unknown_provider_exits_2(botical, tmp_path, toml, key):
+    config = tmp_path / "models.toml"
+    config.write_text(toml)
+    result = botical("serve", "--port", "0", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert key in result.stderr
+    assert "Traceback" not in result.stderr
+    if "ollama" in toml:
+        assert "use 'openai/llama3' with [providers.openai] base_url" in result.stderr
+
+
+def test_a_missing_sdk_is_reported_at_start_with_the_install_command(tmp_path, data_dir):
+    config = tmp_path / "openai.toml"
+    config.write_text('[agent]\ndefault_model = "openai/gpt-4o"\n')
+    # This interpreter has the SDK: block its import, as if it were not installed.
+    code = (
+        "import sys; sys.modules['openai'] = None; from botical.cli import main; sys.exit(main())"
+    )
+    args = ["serve", "--port", "0", "--config", str(config), "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    server = Server(proc)
+    try:
+        line = server.wait_for("stderr", re.compile("needs the openai SDK, which is not installed"))
+        assert ".venv/bin/pip install -e '.[openai]'" in line.string  # this is a checkout
+        server.admin_url()  # and it serves all the same
+    finally:
+        assert server.stop() == 0
+
+
 def test_serve_keeps_the_token_out_of_its_logs(serve):
     server = serve()
     base, token = server.admin_url()
@@ -335,8 +421,9 @@ def test_a_second_serve_keeps_users_and_projects(serve, botical):
     base, token = second.admin_url()
     me = http("GET", base + "/api/me", token)[1]
     assert me["user"]["id"] == admin_id
-    listed = http("GET", base + "/api/projects", token)[1]
-    assert [p["id"] for p in listed["items"]] == [created["id"]]
+    listed = http("GET", base + "/api/projects", token)[1]["items"]
+    assert [p["name"] for p in listed] == ["My project", "Kept"]  # no second first project
+    assert listed[1]["id"] == created["id"]
     status, added = http(
         "POST",
         f"{base}/api/projects/{created['id']}/members",

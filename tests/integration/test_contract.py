@@ -106,9 +106,10 @@ async def test_every_method_and_event_keeps_its_published_schema(botical_app, ma
     await c(ws, "apikeys.revoke", keyId=key["key"]["id"])
     workspace = tmp_path / "ws"
     workspace.mkdir()
+    await ws.subscribe(f"user:{alice.id}")
     project = await c(ws, "projects.create", name="Contract", path=str(workspace))
     pid = project["id"]
-    await ws.subscribe(f"project:{pid}", f"user:{alice.id}", f"example:{pid}")
+    await ws.subscribe(f"project:{pid}", f"example:{pid}")
     await bob_ws.subscribe(f"user:{bob.id}")
     await c(ws, "projects.list")
     await c(ws, "projects.get", projectId=pid)

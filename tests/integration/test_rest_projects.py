@@ -48,7 +48,7 @@ def _assert_validation(resp, field):
 
 
 @pytest.mark.gen_test
-async def test_create_returns_the_project_with_the_owner_role(make_user):
+async def test_create_returns_the_project_with_the_owner_role(make_user, botical_settings):
     alice = await make_user("alice")
     resp = await alice.api.post("/api/projects", {"name": "Demo", "description": "A test"})
     assert resp.status == 201, resp.body
@@ -56,7 +56,10 @@ async def test_create_returns_the_project_with_the_owner_role(make_user):
     assert PROJECT_ID.match(project["id"]), project
     assert project["name"] == "Demo"
     assert project["description"] == "A test"
-    assert project["path"] is None
+    # no path given: a default workspace of its own under the data directory, 0700
+    workspace = botical_settings.data_path / "workspaces" / project["id"]
+    assert project["path"] == str(workspace)
+    assert workspace.is_dir() and (workspace.stat().st_mode & 0o777) == 0o700
     assert project["ownerId"] == alice.id
     assert project["role"] == "owner"
     assert project["createdAt"] == project["updatedAt"]

@@ -225,7 +225,11 @@ async def test_first_frame_is_connection_ready(botical_app, make_user):
     data = first["data"]
     assert data["connectionId"].startswith("conn_")
     assert botical_app.connections.get(data["connectionId"]) is not None
-    assert (data["userId"], data["protocol"], data["epoch"]) == (alice.id, 1, botical_app.epoch)
+    assert (data["userId"], data["protocol"], data["epoch"]) == (
+        alice.id,
+        1,
+        botical_app.broadcaster.epoch,
+    )
     assert data["heartbeatMs"] == int(botical_app.settings.websocket.ping_interval * 1000)
     assert data["limits"]["maxMessageSize"] == botical_app.settings.websocket.max_message_size
     assert data["limits"]["maxChannels"] == botical_app.settings.websocket.max_channels

@@ -108,7 +108,7 @@ async def test_reconnect_mid_answer_replays_the_gap_exactly(botical_app, make_us
     await _missed(observer, last_seq, 3)  # the answer went on while we were away
 
     second = await connect(botical_app, alice.token)
-    assert second.ready["epoch"] == botical_app.epoch
+    assert second.ready["epoch"] == botical_app.broadcaster.epoch
     ack = await second.subscribe(channel, since={channel: last_seq})
     (subscribed,) = ack["subscribed"]
     assert subscribed["recovered"] is True

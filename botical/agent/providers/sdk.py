@@ -16,6 +16,7 @@ from botical.agent.providers.base import (
     StreamEvent,
     ToolCallRequest,
 )
+from botical.agent.providers.check import install_command
 from botical.agent.providers.names import WireNames
 from botical.errors import ProviderError
 
@@ -74,7 +75,7 @@ class SdkProvider:
         except ImportError as err:
             raise ProviderError(
                 f"Provider {self.name!r} needs the {self.sdk_module} SDK: "
-                f"pip install 'botical[{self.sdk_module}]'",
+                f"{install_command(self.sdk_module)}",
                 details={"kind": "not_installed"},
             ) from err
 

@@ -1,7 +1,8 @@
 """A real `botical serve` subprocess and a headless Debian Chromium driven by selenium.
 
-Chromium and ChromeDriver come from Debian (`apt-get install chromium chromium-driver`; .ci/run
-installs them). Selenium is given both paths, so it never looks for or downloads a browser.
+Chromium and ChromeDriver come from Debian (`apt-get install chromium chromium-driver`;
+.ci/prepare, run by `make test`, installs them). Selenium is given both paths, so it never looks
+for or downloads a browser.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def _env() -> dict[str, str]:
 class Server:
     """One `botical serve` process; its output is read line by line on background threads."""
 
-    def __init__(self, port: int, data_dir: Path, cwd: Path) -> None:
-        command = [sys.executable, "-m", "botical", "serve", "--port", str(port)]
+    def __init__(self, port: int, data_dir: Path, cwd: Path, *args: str) -> None:
+        command = [sys.executable, "-m", "botical", "serve", "--port", str(port), *args]
+        self.data_dir = data_dir
         self.proc = subprocess.Popen(
             [*command, "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE,
@@ -127,12 +129,13 @@ def cli(data_dir: Path, tmp_path: Path) -> Callable[..., str]:
 
 
 @pytest.fixture
-def serve(data_dir: Path, tmp_path: Path) -> Iterator[Callable[[int], Server]]:
-    """`serve(port)` starts `botical serve` on that port; every server is killed after the test."""
+def serve(data_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """`serve(port, *args)` starts `botical serve` on that port (with more arguments, such as
+    `--config FILE`); every server is killed after the test."""
     servers: list[Server] = []
 
-    def start(port: int) -> Server:
-        servers.append(Server(port, data_dir, tmp_path))
+    def start(port: int, *args: str) -> Server:
+        servers.append(Server(port, data_dir, tmp_path, *args))
         return servers[-1]
 
     yield start
@@ -167,7 +170,7 @@ def browser(
     if missing:
         pytest.fail(
             f"{' and '.join(missing)} not found: the browser tests need Debian's Chromium "
-            "(apt-get install -y chromium chromium-driver, as .ci/run does)",
+            "(apt-get install -y chromium chromium-driver, as .ci/prepare does)",
             pytrace=False,
         )
     options = Options()

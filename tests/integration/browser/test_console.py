@@ -7,119 +7,28 @@ to test-artifacts/browser/.
 from __future__ import annotations
 
 import json
-import urllib.request
-from typing import Any
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
-WAIT = 20.0
-TOOL_CALL = '/tool write {"path": "note.txt", "content": "hi"}'
-TOOL_ANSWER = "Tool write returned: Wrote 2 bytes to note.txt"
-# Markup and markdown in an answer must come out as the very same text, never as elements.
-HELLO = "Hello from **Chromium** <b>not bold</b> <img src=x>"
-SLOW_WORDS = " ".join(f"word{n}" for n in range(40))
-
-TRANSCRIPT_JS = """
-return [...document.querySelectorAll('#transcript .message')].map((m) => ({
-  role: m.dataset.role,
-  status: m.dataset.status,
-  text: [...m.querySelectorAll('.part.text')].map((p) => p.textContent).join(''),
-}));
-"""
-TODOS_JS = """
-return [...document.querySelectorAll('#todos li')].map((li) => [li.dataset.status, li.textContent]);
-"""
-# Runs before the page's own scripts (CDP, so outside the page's CSP): keeps every WebSocket
-# the page opens, with the frames it sent and received, so a test can read them or drop one.
-RECORD_SOCKETS_JS = """
-window.sockets = [];
-window.WebSocket = class extends window.WebSocket {
-  constructor(...args) {
-    super(...args);
-    this.sent = [];
-    this.received = [];
-    this.addEventListener('message', (event) => this.received.push(JSON.parse(event.data)));
-    window.sockets.push(this);
-  }
-  send(data) {
-    this.sent.push(JSON.parse(data));
-    super.send(data);
-  }
-};
-"""
-
-
-def wait(browser: WebDriver, condition: Any, what: str) -> Any:
-    return WebDriverWait(browser, WAIT, poll_frequency=0.05).until(condition, f"waiting for {what}")
-
-
-def transcript(browser: WebDriver) -> list[tuple[str, str, str]]:
-    """Each message as (role, status, its text parts joined)."""
-    messages = browser.execute_script(TRANSCRIPT_JS)
-    return [(m["role"], m["status"], m["text"]) for m in messages]
-
-
-def exchange(text: str, answer: str | None = None) -> list[tuple[str, str, str]]:
-    """A question and its completed answer; echo answers with the same text."""
-    return [("user", "completed", text), ("assistant", "completed", answer or text)]
-
-
-def wait_for_transcript(browser: WebDriver, expected: list[tuple[str, str, str]]) -> None:
-    wait(browser, lambda b: transcript(b) == expected, f"the transcript {expected}")
-
-
-def streaming_text(browser: WebDriver) -> str:
-    """The text of the answer being streamed, or "" when none is."""
-    streaming = [text for role, status, text in transcript(browser) if status == "streaming"]
-    return streaming[-1] if streaming else ""
-
-
-def connection_state(browser: WebDriver) -> str:
-    return browser.find_element(By.ID, "connection").get_attribute("data-state")
-
-
-def wait_for_state(browser: WebDriver, state: str) -> None:
-    wait(browser, lambda b: connection_state(b) == state, f"connection state {state!r}")
-
-
-def token_in_storage(browser: WebDriver) -> str:
-    return browser.execute_script("return sessionStorage.getItem('botical.token')")
-
-
-def sign_in_and_open_a_session(browser: WebDriver, url: str, project_id: str) -> str:
-    """Open the printed URL, pick the project, create a session; returns its id."""
-    browser.get(url)
-    wait(browser, EC.text_to_be_present_in_element((By.ID, "who"), "admin"), "the user name")
-    wait_for_state(browser, "connected")
-    browser.find_element(By.CSS_SELECTOR, f'#projects button[data-id="{project_id}"]').click()
-    wait(browser, EC.element_to_be_clickable((By.ID, "new-session")), "New session").click()
-    selected = (By.CSS_SELECTOR, "#sessions li.selected")
-    return wait(browser, EC.presence_of_element_located(selected), "it").get_attribute("data-id")
-
-
-def send(browser: WebDriver, text: str) -> None:
-    box = wait(browser, EC.element_to_be_clickable((By.ID, "message")), "the message box")
-    box.send_keys(text)
-    browser.find_element(By.ID, "send").click()
-
-
-def put_todos(base: str, token: str, session_id: str, todos: list[dict[str, str]]) -> None:
-    request = urllib.request.Request(
-        f"{base}/api/sessions/{session_id}/todos",
-        data=json.dumps({"todos": todos}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="PUT",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
-def todo_list(browser: WebDriver) -> list[tuple[str, str]]:
-    """(status, text) of each shown todo, read in one go: a resync may re-render the list."""
-    return [tuple(item) for item in browser.execute_script(TODOS_JS)]
+from tests.integration.browser.helpers import (
+    HELLO,
+    RECORD_SOCKETS_JS,
+    SLOW_WORDS,
+    TOOL_ANSWER,
+    TOOL_CALL,
+    assert_token_out_of_reach,
+    connection_state,
+    exchange,
+    put_todos,
+    send,
+    sign_in_and_open_a_session,
+    streaming_text,
+    todo_list,
+    wait,
+    wait_for_state,
+    wait_for_transcript,
+)
 
 
 def test_chat_tool_and_restart(cli, serve, free_port, browser, screenshot, workspace):
@@ -128,15 +37,14 @@ def test_chat_tool_and_restart(cli, serve, free_port, browser, screenshot, works
     server = serve(free_port)
     base, token = server.console_url()
 
-    # The token moves from the printed URL to sessionStorage, out of the address bar.
+    # The printed URL's token is traded for an HttpOnly cookie and leaves the address bar.
     session_id = sign_in_and_open_a_session(browser, f"{base}/?token={token}", project_id)
     assert browser.current_url == f"{base}/"
-    assert token_in_storage(browser) == token
+    assert_token_out_of_reach(browser, token)
     screenshot("signed-in")
 
     send(browser, HELLO)
     wait_for_transcript(browser, exchange(HELLO))
-    assert browser.find_elements(By.CSS_SELECTOR, "#transcript b, #transcript img") == []
     screenshot("answer-streamed")
 
     send(browser, TOOL_CALL)
@@ -177,8 +85,7 @@ def test_chat_tool_and_restart(cli, serve, free_port, browser, screenshot, works
 
     send(browser, "Still here after the restart")
     wait_for_transcript(browser, before + exchange("Still here after the restart"))
-    assert token_in_storage(browser) == token
-    assert "token" not in browser.current_url
+    assert_token_out_of_reach(browser, token)
     screenshot("after-restart")
 
 
@@ -208,7 +115,7 @@ def test_resume_after_a_dropped_connection(cli, serve, free_port, browser, scree
     assert (resume["since"], resume["epoch"]) == ({channel: last_seq}, epoch)
     ack = next(f for f in second[1] if f.get("id") == resume["id"])
     assert ack["result"]["subscribed"][0]["recovered"] is True
-    assert token not in json.dumps([first[0], second[0]])  # sent as a subprotocol only
+    assert token not in json.dumps([first[0], second[0]])  # the cookie signs the socket in
     urls = browser.execute_script("return window.sockets.map((s) => s.url)")
     assert urls == [f"ws://{base.removeprefix('http://')}/ws"] * 2
 

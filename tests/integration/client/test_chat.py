@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.integration.client.helpers import ChatProcess, ServeProcess
+from tests.integration.client.helpers import ChatProcess, ServeProcess, free_port
 
 SESSION_LINE = r"session (sess_\w+) in project (prj_\w+)"
 SLOW_WORDS = " ".join(f"w{n:02d}" for n in range(40))  # 40 deltas, 50 ms apart
@@ -43,10 +43,12 @@ def test_chat_prints_the_streamed_answer_and_quits_on_eof(chat, server):
     process.send("hello from the terminal\n")
     process.out.expect(r"^hello from the terminal$")
     _quit_with_eof(process)
-    # the first project the admin had did not exist: chat made one named "chat"
+    # the first project, which `botical serve` made on its first start, with a workspace
     projects = server.http("GET", "/api/projects")["items"]
-    assert [(p["id"], p["name"]) for p in projects] == [(project_id, "chat")]
-    assert session_id.startswith("sess_")
+    assert [(p["id"], p["name"]) for p in projects] == [(project_id, "My project")]
+    assert Path(projects[0]["path"]) == server.data_dir.resolve() / "workspaces" / project_id
+    # and the session is titled after its first message
+    assert server.http("GET", f"/api/sessions/{session_id}")["title"] == "hello from the terminal"
 
 
 def test_a_refused_token_exits_1(server, tmp_path):
@@ -59,11 +61,14 @@ def test_a_refused_token_exits_1(server, tmp_path):
         process.kill()
 
 
-def test_chat_uses_the_first_existing_project(chat, server):
-    first = server.http("POST", "/api/projects", {"name": "mine"})
+def test_without_a_project_chat_makes_one(chat, server):
+    first = server.http("GET", "/api/projects")["items"][0]
+    server.http("DELETE", f"/api/projects/{first['id']}")
     process = chat()
-    assert process.err.expect(SESSION_LINE).group(2) == first["id"]
+    project_id = process.err.expect(SESSION_LINE).group(2)
     _quit_with_eof(process)
+    projects = server.http("GET", "/api/projects")["items"]
+    assert [(p["id"], p["name"]) for p in projects] == [(project_id, "chat")]
 
 
 def test_an_approved_tool_call_writes_the_file(chat, server, tmp_path):
@@ -72,7 +77,7 @@ def test_an_approved_tool_call_writes_the_file(chat, server, tmp_path):
     process.err.expect(SESSION_LINE)
     process.send('/tool write {"path": "notes.txt", "content": "hi"}\n')
     process.out.expect(r'^\[tool\] write \{"path": "notes.txt", "content": "hi"\}$')
-    process.out.expect(re.escape('Approve write {"path": "notes.txt", "content": "hi"}? [y/N] '))
+    process.out.expect(re.escape('Approve write {"path": "notes.txt", "content": "hi"}? [y/s/N] '))
     process.send("y\n")
     process.out.expect(r"^\[tool\] write -> Wrote 2 bytes to notes.txt$")
     process.out.expect(r"^Tool write returned: Wrote 2 bytes to notes.txt$")
@@ -85,7 +90,7 @@ def test_a_rejected_tool_call_writes_nothing(chat, server, tmp_path):
     process = chat("--project", project_id)
     process.err.expect(SESSION_LINE)
     process.send('/tool write {"path": "notes.txt", "content": "hi"}\n')
-    process.out.expect(re.escape("? [y/N] "))
+    process.out.expect(re.escape("? [y/s/N] "))
     process.send("n\n")
     process.out.expect(r"^\[tool\] write: rejected$")
     process.out.expect(r"^Tool write failed: The user did not approve")
@@ -175,3 +180,67 @@ def test_ctrl_c_twice_during_an_answer_quits(chat):
     process.out.expect(r"cancelling the answer")
     process.send("\x03")
     assert process.wait() == 0, process.out.text
+
+
+def test_approving_for_the_session_asks_once(chat, server, tmp_path):
+    project_id, workspace = _workspace_project(server, tmp_path)
+    process = chat("--project", project_id)
+    process.err.expect(SESSION_LINE)
+    process.send('/tool write {"path": "a.txt", "content": "one"}\n')
+    process.out.expect(re.escape("? [y/s/N] "))
+    process.send("s\n")
+    process.out.expect(r"^Tool write returned: Wrote 3 bytes to a.txt$")
+    process.send('/tool write {"path": "b.txt", "content": "two"}\n')
+    process.out.expect(r"^Tool write returned: Wrote 3 bytes to b.txt$")
+    _quit_with_eof(process)
+    assert process.out.text.count("[y/s/N]") == 1
+    assert (workspace / "b.txt").read_text() == "two"
+
+
+def test_the_url_serve_printed_is_enough(server, tmp_path):
+    printed = f"{server.base_url}/?token={server.token}"
+    process = ChatProcess(["--url", printed], tmp_path)
+    try:
+        process.err.expect(SESSION_LINE)
+        process.send("hi\n")
+        process.out.expect(r"^hi$")
+        _quit_with_eof(process)
+    finally:
+        process.kill()
+
+
+def test_host_and_port_with_a_token(server, tmp_path):
+    process = ChatProcess(["--url", f"127.0.0.1:{server.port}", "--token", server.token], tmp_path)
+    try:
+        process.err.expect(SESSION_LINE)
+        _quit_with_eof(process)
+    finally:
+        process.kill()
+
+
+def test_a_bad_url_or_a_server_that_is_not_there_is_one_line(server, tmp_path):
+    for url, code in [
+        ("ftp://nowhere", 2),
+        ("127.0.0.1:99999", 2),
+        (f"127.0.0.1:{free_port()}", 1),
+    ]:
+        process = ChatProcess(["--url", url, "--token", server.token], tmp_path)
+        try:
+            assert process.wait() == code, process.err.text
+            assert len(process.err.text.splitlines()) == 1, process.err.text
+            assert process.err.text.startswith("botical chat: ")
+            assert "Traceback" not in process.err.text
+        finally:
+            process.kill()
+
+
+def test_a_refused_message_shows_the_field_that_is_wrong(chat):
+    process = chat()
+    process.err.expect(SESSION_LINE)
+    process.send("x" * 200_001 + "\n")
+    process.out.expect(
+        r"^\[error\] VALIDATION_ERROR: Invalid parameters \(content: Length must be between 1 and 2"
+    )
+    process.send("still fine\n")
+    process.out.expect(r"^still fine$")
+    _quit_with_eof(process)

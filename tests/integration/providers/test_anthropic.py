@@ -18,6 +18,7 @@ from botical.agent.providers.base import (
     ToolCallRequest,
     ToolSpec,
 )
+from botical.agent.providers.check import install_command
 from botical.errors import ProviderError
 from tests.integration.providers.fake_api import Reply, collect, sse_event
 
@@ -473,4 +474,4 @@ async def test_missing_sdk_says_how_to_install(monkeypatch):
 
     assert isinstance(error, ProviderError)
     assert error.details == {"kind": "not_installed"}
-    assert "pip install 'botical[anthropic]'" in error.message
+    assert install_command("anthropic") in error.message

@@ -17,6 +17,7 @@ from botical.agent.providers.base import (
     ToolCallRequest,
     ToolSpec,
 )
+from botical.agent.providers.check import install_command
 from botical.agent.providers.openai import OpenAIProvider
 from botical.errors import ProviderError
 from tests.integration.providers.fake_api import Reply, collect, sse_data
@@ -466,7 +467,7 @@ async def test_missing_sdk_says_how_to_install(monkeypatch):
 
     assert isinstance(error, ProviderError)
     assert error.details == {"kind": "not_installed"}
-    assert "pip install 'botical[openai]'" in error.message
+    assert install_command("openai") in error.message
 
 
 @pytest.mark.gen_test

@@ -32,18 +32,19 @@ def _on(ws, channel, event):
 async def test_subscribe_is_acknowledged_with_seq(make_user, connect):
     alice, project_id, sid, ws = await _setup(make_user, connect)
     await ws.request("sessions.update", sessionId=sid, title="u")  # session seq 1, project 2
+    # and the user channel 1: the project.created of its project
     channels = [f"session:{sid}", f"project:{project_id}", f"user:{alice.id}"]
     ack = await ws.subscribe(*channels)
     assert ack == {
         "subscribed": [
             {"channel": channels[0], "seq": 1, "recovered": False},
             {"channel": channels[1], "seq": 2, "recovered": False},
-            {"channel": channels[2], "seq": 0, "recovered": False},
+            {"channel": channels[2], "seq": 1, "recovered": False},  # project.created
         ],
         "rejected": [],
     }
     listed = await ws.request("subscriptions.list")
-    seqs = (1, 2, 0)
+    seqs = (1, 2, 1)
     assert listed == {
         "items": [{"channel": c, "seq": s} for c, s in zip(channels, seqs, strict=True)]
     }

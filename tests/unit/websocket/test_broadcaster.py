@@ -32,7 +32,7 @@ ROUTES = {
     "member.updated": {U},
     "member.removed": {U},
     "project.deleted": {U},
-    "project.created": set(),
+    "project.created": {U},
     "project.updated": set(),
     "something.else": set(),
 }
@@ -325,9 +325,10 @@ def test_a_channel_created_again_never_reuses_a_seq():
     assert setup.broadcaster.attach(conn, "session:sess_a", 1) is False
 
 
-def test_stop_detaches_from_the_bus():
+@pytest.mark.gen_test
+async def test_stop_detaches_from_the_bus():
     setup = Setup()
     setup.on_session(1)
-    setup.broadcaster.stop()
+    await setup.broadcaster.stop()
     setup.on_session(1)
     assert setup.broadcaster.seq(S) == 1
