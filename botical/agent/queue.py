@@ -130,9 +130,9 @@ def hand_over(leases: RunLeases, run_id: str, session_id: str, start: bool = Tru
     if not start and waiting and session.status != "archived":
         Run.update(lease_until=0).where(Run.id == run_id).execute()
         return outcome
-    Run.delete().where(Run.id == run_id).execute()
+    Run.delete().where(Run.id == run_id, Run.node == leases.node).execute()
     if Run.select().where(Run.session == session_id).exists():
-        return outcome  # claimed meanwhile by a send that found the session free
+        return outcome  # another node's now: a reaper adopted this run, and ends it itself
     if session.status == "archived":
         waiting, outcome.dropped = [], waiting
     ids = [m.created_by_id for m in waiting]

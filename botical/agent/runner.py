@@ -84,13 +84,13 @@ class Runner:
         message = admitted.message
         if admitted.created:
             self.messages.announce(message, admitted.project_id)
-            if not session["title"]:
-                await self.sessions.title_from(session_id, content)
         if admitted.started:
             run = self._register(Run(request.run_id, session_id, admitted.project_id, identity))
             self._launch(run, message["id"], _known(config, ref))
         elif admitted.stop:
             self.stop(session_id, admitted.stop, "interrupted")
+        if admitted.created and not session["title"]:
+            await self.sessions.title_from(session_id, content)
         return {"message": message, "runId": message["runId"]}
 
     async def edit(
