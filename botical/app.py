@@ -46,11 +46,13 @@ from botical.plugins import (
 )
 from botical.services.agents import AgentConfig, AgentService
 from botical.services.approvals import ApprovalService
+from botical.services.branches import BranchService
 from botical.services.custom_tools import CustomToolService
 from botical.services.messages import MessageService
 from botical.services.projects import ProjectService
 from botical.services.sessions import SessionService
 from botical.services.todos import TodoService
+from botical.services.usage import Pricing, UsageService
 from botical.services.users import UserService
 from botical.tools.base import Tool
 from botical.tools.mcp import McpServers
@@ -158,6 +160,8 @@ class Botical:
     projects: ProjectService
     sessions: SessionService
     messages: MessageService
+    branches: BranchService
+    usage: UsageService
     approvals: ApprovalService
     todos: TodoService
     custom_tools: CustomToolService
@@ -235,7 +239,9 @@ class Botical:
         self.sessions = SessionService(
             db, bus, self.catalog.check, settings.session_cache_bytes, shared
         )
-        self.messages = MessageService(db, bus)
+        self.messages = MessageService(db, bus, Pricing(dict(settings.pricing)))
+        self.branches = BranchService(db, self.messages, self.sessions)
+        self.usage = UsageService(db)
         self.approvals = ApprovalService(db, bus, settings.agent.approval_timeout)
         self.todos = TodoService(db, bus)
         registered = {r.name: _sourced(r) for r in self.registries["tools"]}

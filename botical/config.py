@@ -26,10 +26,11 @@ DEFAULT_DATA_DIR = "~/.local/share/botical"
 ENV_PREFIX = "BOTICAL_"
 
 
-def setting(default: Any, *checks: Any, table: Any = None) -> Any:
+def setting(default: Any, *checks: Any, table: Any = None, required: bool = False) -> Any:
     """A setting, declared once: its default (the dataclass's) and the marshmallow validators
-    of its values; `table` marks a `[NAME.KEY]` table of such dataclasses, validating KEY."""
-    return field(default=default, metadata={"checks": checks, "table": table})
+    of its values; `table` marks a `[NAME.KEY]` table of such dataclasses, validating KEY;
+    `required` keys must be given (in a table)."""
+    return field(default=default, metadata={"checks": checks, "table": table, "required": required})
 
 
 Range, Length, OneOf = validate.Range, validate.Length, validate.OneOf
@@ -126,6 +127,15 @@ LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 @dataclass(frozen=True)
+class ModelPrice:
+    """What a model costs, per million tokens; `cached` input tokens cost `input` if unset."""
+
+    input: float = setting(0.0, Range(min=0), required=True)
+    output: float = setting(0.0, Range(min=0), required=True)
+    cached: float | None = setting(None, Range(min=0))
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = setting("127.0.0.1", Length(min=1))
     port: int = setting(4096, Range(min=0, max=65535))
@@ -147,6 +157,7 @@ class Settings:
     providers: tuple[tuple[str, ProviderSettings], ...] = setting(
         (), table=validate.Regexp(r"^[a-z][a-z0-9_-]*$")
     )
+    pricing: tuple[tuple[str, ModelPrice], ...] = setting((), table=Length(min=1, max=200))
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     def provider(self, name: str) -> ProviderSettings:
@@ -210,7 +221,13 @@ def _field(kind: Any, item: dataclasses.Field[Any]) -> fields.Field:
         return fields.Dict(keys=keys, values=fields.Nested(values), load_default=dict)
     if typing.get_origin(kind) is tuple:  # tuple[str, ...]
         return fields.List(fields.String(), load_default=list)
-    return _SCALARS[kind](load_default=item.default, validate=checks)
+    optional = type(None) in typing.get_args(kind)
+    if optional:  # `float | None`: a float, or nothing
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    scalar = _SCALARS[kind]
+    if item.metadata.get("required"):
+        return scalar(required=True, validate=checks)
+    return scalar(load_default=item.default, validate=checks, allow_none=optional)
 
 
 class _Strict(Schema):
@@ -235,7 +252,7 @@ def _env_overrides(environ: dict[str, str], sources: dict[str, str]) -> dict[str
     sections = _sections()
     for name, fld in SettingsSchema().fields.items():
         if isinstance(fld, fields.Dict):
-            continue  # [providers.NAME] tables come from the file; keys from api_key_env/_file
+            continue  # [providers.NAME] and [pricing] tables come from the file only
         if name in sections:
             for key, sub in sections[name].fields.items():
                 env = f"{ENV_PREFIX}{name}_{key}".upper()
@@ -270,7 +287,7 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(messages, dict):
         out: list[tuple[str, str]] = []
         for key, value in messages.items():
-            if key == "value" and prefix.startswith("providers."):
+            if key == "value" and prefix.startswith(("providers.", "pricing.")):
                 out += _flatten(value, prefix)  # marshmallow's Dict nests errors under "value"
                 continue
             out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))

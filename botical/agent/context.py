@@ -5,23 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from botical.agent.providers.base import ModelMessage, ToolCallRequest
-from botical.db.models import Message
 from botical.services.messages import with_parts
+from botical.services.tree import path_rows
 
 
 def load_history(session_id: str, upto_message_id: str) -> list[ModelMessage]:
-    """The session's messages up to and including `upto_message_id` (runs on the executor)."""
-    rows = list(
-        Message.select()
-        .where(
-            Message.session == session_id,
-            Message.id <= upto_message_id,
-            Message.status != "superseded",
-        )
-        .order_by(Message.id)
-    )
+    """The path of the conversation from its first message down to `upto_message_id`, and
+    nothing of its other versions (runs on the executor)."""
     history: list[ModelMessage] = []
-    for message in with_parts(rows):
+    for message in with_parts(path_rows(session_id, upto_message_id)):
         if message["role"] == "user":
             text = "".join(p.get("text", "") for p in message["parts"] if p["type"] == "text")
             history.append(ModelMessage("user", text))

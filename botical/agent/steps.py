@@ -67,8 +67,23 @@ class Run:
     task: asyncio.Task[None] | None = None
     message_id: str | None = None
     stop_status: str = "cancelled"
+    stop_reason: str = "cancelled"  # the finish reason when stopped: cancelled, interrupted
+    stopping: bool = False  # its task was cancelled
+    ending: bool = False  # its end is being recorded
     recorder: PartRecorder | None = None
-    usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"inputTokens": 0, "outputTokens": 0, "cachedTokens": 0}
+    )
+
+    def stop(self, status: str | None = None, reason: str | None = None) -> None:
+        """Cancel the run's task, once: a second cancel would cut short its recording of how
+        it stopped (two tabs stopping it at the same time)."""
+        if self.task is None or self.stopping:
+            return
+        self.stopping = True
+        self.stop_status = status or self.stop_status
+        self.stop_reason = reason or self.stop_reason
+        self.task.cancel()
 
 
 class Steps:
@@ -136,7 +151,7 @@ class Steps:
             await self._finish(run, recorder, "completed", reason)
             return "idle"
         except asyncio.CancelledError:  # cancelled, or interrupted by a shutdown: both say so
-            await self._finish(run, recorder, run.stop_status, run.stop_status)
+            await self._finish(run, recorder, run.stop_status, run.stop_reason)
             return "idle"
         except Exception as exc:
             if isinstance(exc, BoticalError):
@@ -175,6 +190,7 @@ class Steps:
                     "usage": {
                         "inputTokens": finish.input_tokens,
                         "outputTokens": finish.output_tokens,
+                        "cachedTokens": finish.cached_tokens,
                     },
                 },
             )
@@ -239,6 +255,7 @@ class Steps:
         await recorder.close_open()
         run.usage["inputTokens"] += finish.input_tokens
         run.usage["outputTokens"] += finish.output_tokens
+        run.usage["cachedTokens"] += finish.cached_tokens
         return calls, finish
 
     async def _finish(
@@ -254,9 +271,7 @@ class Steps:
             if part["type"] == "tool_call" and part["status"] in OPEN_CALL_STATUSES:
                 await recorder.update(part, status=status)
         assert run.message_id is not None
-        await self.messages.finish_assistant(
+        answer = await self.messages.finish_assistant(
             run.project_id, run.message_id, status, reason, run.usage, error
         )
-        await self.sessions.add_usage(
-            run.session_id, run.usage["inputTokens"], run.usage["outputTokens"], 0.0
-        )
+        await self.sessions.add_usage(run.session_id, answer["usage"])

@@ -1,10 +1,12 @@
 """`botical chat`: a plain-text terminal client built on `botical.client` (docs/client.md).
 
 Each line read from stdin is sent to the session; the answer is printed as it streams, with
-tool calls, approval prompts and the todo list. Ctrl-C during an answer cancels it; Ctrl-C
-again (or when idle), or end of input, quits with exit code 0. The conversation's state is a
-small state machine (`botical.chat.turn`), printing is `botical.chat.render`, and the loop
-that joins them is `botical.chat.loop`.
+tool calls, approval prompts, the todo list and what it cost. On a terminal, a line typed
+during an answer waits in the session's queue; `:commands` edit, regenerate, switch
+versions, fork, interrupt and show usage (`botical.chat.commands`). Ctrl-C during an answer
+cancels it; Ctrl-C again (or when idle), or end of input, quits with exit code 0. The
+conversation's state is a small state machine (`botical.chat.turn`), printing is
+`botical.chat.render`, and the loop that joins them is `botical.chat.loop`.
 """
 
 from __future__ import annotations
@@ -64,16 +66,17 @@ async def _chat(url: str, token: str, project_id: str | None, session_id: str | 
         await client.connect()
         session = await open_session(client, project_id, session_id)
         events = await client.subscribe(f"session:{session['id']}")
+        synced = await client.request("sessions.sync", sessionId=session["id"])
     except ClientError as exc:
         print(f"botical chat: {explain(exc)}", file=sys.stderr)
         await client.close()
         return 1
     printer.notice(
         f"session {session['id']} in project {session['projectId']}; type a message "
-        "(Ctrl-C cancels an answer, Ctrl-C again or Ctrl-D quits)"
+        "(Ctrl-C cancels an answer, Ctrl-C again or Ctrl-D quits; :help lists commands)"
     )
     try:
-        return await chat.run(client, session["id"], events)
+        return await chat.run(client, session["id"], events, synced)
     finally:
         await client.close()
 

@@ -1,5 +1,7 @@
 """The conversation loop of `botical chat`: read a line when input is wanted (a message when
-idle, y/s/N when a tool call asks), send it, and let the session's events move the `Turn`."""
+idle, or on a terminal also during an answer, when it waits in the queue; y/s/N when a tool
+call asks; a `:command`), send it, and let the session's events move the `Turn` and keep the
+`Conversation` (the active path and the queue) the commands refer to."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from botical.chat.render import Printer, explain
-from botical.chat.turn import WANTS_INPUT, State, Turn
+from botical.chat.commands import Commands, parse
+from botical.chat.render import Printer, explain, message_text
+from botical.chat.turn import BUSY, WANTS_INPUT, State, Turn
 from botical.client import (
     SYNCED,
     BoticalClient,
@@ -21,6 +24,7 @@ from botical.client import (
     Conflict,
     ConnectionLost,
     ConnectionState,
+    Conversation,
     Event,
     Subscription,
 )
@@ -36,17 +40,26 @@ class Chat:
         self.printer = printer
         self.interactive = interactive  # stdin is a terminal: show a prompt
         self.turn = Turn()
+        self.conversation = Conversation()
+        self.commands = Commands(self)
+        self.waiting: list[tuple[str, str]] = []  # (message id, run id) this chat queued
         self.exit_code = 0
         self.client: BoticalClient | None = None
         self.session_id = ""
+        self._events: Subscription | None = None
+        self._synced_seq = 0  # events at or below it are in the conversation already
         self._away = False  # the connection dropped and is not back yet
         self._changed = asyncio.Event()  # set whenever the turn may have moved
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def run(self, client: BoticalClient, session_id: str, events: Subscription) -> int:
-        """Converse until Ctrl-C, end of input or a lost credential; return the exit code."""
-        self.client, self.session_id = client, session_id
+    async def run(
+        self, client: BoticalClient, session_id: str, events: Subscription, synced: dict[str, Any]
+    ) -> int:
+        """Converse until Ctrl-C, end of input or a lost credential; return the exit code.
+        `synced` is the session's `sessions.sync`, taken once subscribed."""
+        self.client, self.session_id, self._events = client, session_id, events
+        self._load(synced)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, self.interrupt)
         loop.add_signal_handler(signal.SIGTERM, self.quit)
@@ -54,7 +67,7 @@ class Chat:
         self._spawn(self._render(events))
         try:
             while (asked := await self._prompt()) is not None:
-                line = await self._next_line(asked.get("id"))
+                line = await self._next_line(asked.get("id"), self.turn.state)
                 if line is None:
                     break
                 if self.interactive:
@@ -73,22 +86,27 @@ class Chat:
     async def _prompt(self) -> dict[str, Any] | None:
         """Wait until input is wanted and ask for it: the approval asked about, `{}` for a
         message, or None when chat is done."""
-        await self._until(lambda: self.turn.state in WANTS_INPUT)
+        await self._until(lambda: self.turn.state in self._wants_input)
         if self.turn.state is State.DONE:
             return None
         if (approval := self.turn.asking) is not None:
             self.printer.question(approval)
             return approval
-        if self.interactive:
+        if self.interactive and self.turn.state is State.IDLE:
             self.printer.end_line()
             self.printer.write(PROMPT)
         return {}
 
-    async def _next_line(self, asked_id: str | None) -> str | None:
+    @property
+    def _wants_input(self) -> tuple[State, ...]:
+        # On a terminal a line typed during an answer is queued; piped input waits for it.
+        return (*WANTS_INPUT, State.STREAMING) if self.interactive else WANTS_INPUT
+
+    async def _next_line(self, asked_id: str | None, state: State) -> str | None:
         """The next line; None at the end of input or when chat is done. A question that is
-        answered elsewhere meanwhile gives "" (the loop asks again)."""
+        answered elsewhere meanwhile, or a change of state, gives "" (the loop asks again)."""
         line = asyncio.ensure_future(self._lines.get())
-        gone = asyncio.ensure_future(self._until(lambda: self._stale(asked_id)))
+        gone = asyncio.ensure_future(self._until(lambda: self._stale(asked_id, state)))
         await asyncio.wait({line, gone}, return_when=asyncio.FIRST_COMPLETED)
         gone.cancel()
         if line.done():
@@ -96,8 +114,11 @@ class Chat:
         line.cancel()
         return None if self.turn.state is State.DONE else ""
 
-    def _stale(self, asked_id: str | None) -> bool:
-        if self.turn.state is State.DONE:
+    def _stale(self, asked_id: str | None, state: State) -> bool:
+        """Whether the question a line was waited for is gone: chat is done or in another
+        state (an answer ended, an approval is to be asked), or the approval was answered
+        elsewhere."""
+        if self.turn.state is not state:
             return True
         asking = self.turn.asking
         return asked_id is not None and (asking is None or asking["id"] != asked_id)
@@ -106,11 +127,60 @@ class Chat:
         if asked:
             if self.turn.asking is not None and self.turn.asking["id"] == asked["id"]:
                 await self._answer(asked, line)
+        elif (command := parse(line.strip())) is not None:
+            await self.commands.run(*command)
         elif line.strip():
             if self.turn.send():
                 await self._send(line)
+            elif self.turn.state in BUSY:
+                await self.send_busy(line, "queue")
             else:
                 self.printer.line("[busy] an answer is running; send it again when it ends")
+
+    async def request(self, method: str, **params: Any) -> Any:
+        """A request about this chat's session (raises the client's errors)."""
+        assert self.client is not None
+        return await self.client.request(method, sessionId=self.session_id, **params)
+
+    async def start(self, method: str, **params: Any) -> None:
+        """Start a run other than by a message (an edit, a retry) and follow it."""
+        if not self.turn.send():
+            self.printer.line("[busy] an answer is running; wait for it to end")
+            return
+        try:
+            started = await self.request(method, **params)
+        except ClientError as exc:
+            self.printer.line(f"[error] {explain(exc)}")
+            self.turn.refused()
+        else:
+            if self.turn.sent(started["runId"]):
+                self._spawn(self._cancel())
+        self._changed.set()
+
+    async def send_busy(self, content: str, if_busy: str) -> None:
+        """Send a message while an answer runs: it waits in the queue (`queue`), or stops the
+        answer and is answered next (`interrupt`)."""
+        try:
+            sent = await self.request(
+                "messages.send", content=content, ifBusy=if_busy, idempotencyKey=uuid.uuid4().hex
+            )
+        except ClientError as exc:
+            self.printer.line(f"[error] {explain(exc)}")
+            return
+        message, run_id = sent["message"], sent["runId"]
+        if message["status"] != "queued" and self.turn.send():  # the answer had just ended
+            self.turn.sent(run_id)
+        else:
+            self.waiting.append((message["id"], run_id))
+            self.turn.queued(run_id, first=if_busy == "interrupt")
+            count = len(self.conversation.queue) or len(self.waiting)
+            verb = "interrupting" if if_busy == "interrupt" else f"queued ({count} waiting)"
+            self.printer.line(f"[{verb}] {content.strip()}")
+        self._changed.set()
+
+    def forget_waiting(self, message_id: str, run_id: str) -> None:
+        self.waiting = [w for w in self.waiting if w[0] != message_id]
+        self.turn.unqueued(run_id)
 
     async def _send(self, content: str) -> None:
         sent = await self._send_once(content, uuid.uuid4().hex)
@@ -198,11 +268,31 @@ class Chat:
         except ClientError as exc:
             self.printer.notice(f"subscription lost: {explain(exc)}")
             self.exit_code = 1
-        self.quit()
+        if events is self._events:  # not the session left for a fork
+            self.quit()
+
+    async def switch(self, session: dict[str, Any]) -> None:
+        """Go on in another session (a fork of this one)."""
+        assert self.client is not None
+        left, self.session_id = self.session_id, session["id"]
+        self.waiting, self.turn.waiting = [], []
+        self._events = events = await self.client.subscribe(f"session:{session['id']}")
+        await self.client.unsubscribe(f"session:{left}")
+        self._load(await self.request("sessions.sync"))
+        self._spawn(self._render(events))
+        self.printer.notice(f"forked: now in session {session['id']} (from {left})")
+
+    def _load(self, synced: dict[str, Any]) -> None:
+        self.conversation.load(synced)
+        self._synced_seq = synced["seq"]
 
     def show(self, event: Event) -> None:
-        """Print one session event, and move the turn on."""
+        """Print one session event, keep the conversation, and move the turn on."""
         name, data, printer = event.event, event.data, self.printer
+        if name == SYNCED:
+            self._load(data)
+        elif event.seq > self._synced_seq:
+            self._follow(name, data)
         if name == "message.created":
             printer.message_created(data["message"])
         elif name == "message.updated":
@@ -223,6 +313,18 @@ class Chat:
         elif name == SYNCED:
             self._synced(data)
         self._changed.set()
+
+    def _follow(self, name: str, data: dict[str, Any]) -> None:
+        """Apply an event to the conversation; say which waiting message is answered now."""
+        waiting = {message_id for message_id, _ in self.waiting}
+        message = data.get("message") or {}
+        started = message.get("id") in waiting and message.get("status") != "queued"
+        if name == "message.updated" and started:
+            asked = self.conversation.find(message["id"]) or {}
+            self.printer.line(f"[next] {message_text(asked)}")
+        if name == "message.deleted" and data["messageId"] in waiting:
+            self.waiting = [w for w in self.waiting if w[0] != data["messageId"]]
+        self.conversation.apply_data(name, data)
 
     def _synced(self, data: dict[str, Any]) -> None:
         """After a resync: show what was missed, and learn whether the answer is over."""

@@ -1,5 +1,6 @@
-"""How `botical chat` prints a session: streamed text, tool calls, todos and how answers end
-on stdout; notices about the chat itself on stderr."""
+"""How `botical chat` prints a session: streamed text, tool calls, todos, how answers end and
+what they cost, the conversation with its versions and queue, on stdout; notices about the
+chat itself on stderr."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def explain(exc: ClientError) -> str:
         fields = "; ".join(f"{name}: {_messages(msgs)}" for name, msgs in exc.details.items())
         text += f" ({fields})"
     return text
+
+
+def usage_text(usage: dict[str, Any]) -> str:
+    """`12 in (10 cached) · 30 out · cost 0.0004`, or "" when nothing was counted."""
+    if not (usage.get("inputTokens") or usage.get("outputTokens")):
+        return ""
+    cached = f" ({usage['cachedTokens']} cached)" if usage.get("cachedTokens") else ""
+    cost = f" · cost {usage['cost']:.3g}" if usage.get("cost") else ""
+    return f"{usage['inputTokens']} in{cached} · {usage['outputTokens']} out{cost}"
+
+
+def message_text(message: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in message.get("parts", []) if p["type"] == "text")
 
 
 def _messages(value: Any) -> str:
@@ -68,16 +82,33 @@ class Printer:
             self._assistant.add(message["id"])
 
     def message_updated(self, message: dict[str, Any]) -> None:
-        """Say how an answer ended when it did not complete, once."""
-        if message["role"] != "assistant" or message["status"] in ("streaming", "completed"):
+        """Say how an answer ended, once: what it cost, and how when it did not complete."""
+        if message["role"] != "assistant" or message["status"] == "streaming":
             return
         if message["id"] in self._reported:  # already told (by an event or by a resync)
             return
         self._reported.add(message["id"])
         if message["status"] == "error" and message.get("error"):
             self.line(f"[error] {message['error']['code']}: {message['error']['message']}")
+        elif message["finishReason"] == "interrupted":
+            self.line("[interrupted by the next message]")
         elif message["status"] in ("cancelled", "interrupted"):
             self.line(f"[{message['status']}]")
+        if spent := usage_text(message["usage"]):
+            self.line(f"[usage] {spent}")
+
+    def history(self, path: list[dict[str, Any]], queue: list[dict[str, Any]]) -> None:
+        """The active path, numbered for the commands, with versions and what answers cost;
+        then the messages waiting."""
+        for number, message in enumerate(path, 1):
+            who = "you" if message["role"] == "user" else message["model"] or "answer"
+            versions = message.get("versions") or {"count": 1}
+            shown = f" <{versions['index']}/{versions['count']}>" if versions["count"] > 1 else ""
+            spent = usage_text(message["usage"]) if message["role"] == "assistant" else ""
+            cost = f"  [{spent}]" if spent else ""
+            self.line(f"#{number} {who}{shown}: {_first_line(message_text(message))}{cost}")
+        for message in queue:
+            self.line(f"[queued] {_first_line(message_text(message))}")
 
     def part_created(self, part: dict[str, Any]) -> None:
         if part["type"] == "text" and part["messageId"] in self._assistant:
@@ -143,6 +174,11 @@ def _arguments(arguments: Any) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 3] + "..."
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines() or [""]
+    return _short(lines[0]) + (" ..." if len(lines) > 1 else "")
 
 
 def _summary(output: str) -> str:

@@ -10,6 +10,12 @@
     SENDING, STREAMING, AWAITING_APPROVAL --interrupt--> CANCELLING --ended/refused--> IDLE
     IDLE, CANCELLING --interrupt--> DONE;  any state --quit--> DONE
 
+On a terminal, lines typed while an answer runs are sent to wait in the session's queue
+(or to interrupt it); their runs are `waiting`, and when the run being followed ends while
+one of them waits, the turn follows that one instead of going idle (`next`):
+
+    STREAMING, AWAITING_APPROVAL, CANCELLING --next--> STREAMING
+
 Every change of state goes through `Turn._fire` and the TRANSITIONS table; a trigger that a
 state does not list changes nothing (a late event about a run that is already over, say).
 """
@@ -38,21 +44,34 @@ TRANSITIONS: dict[State, dict[str, State]] = {
         "refused": S.IDLE,
         "interrupt": S.CANCELLING,
     },
-    S.STREAMING: {"approval": S.AWAITING_APPROVAL, "ended": S.IDLE, "interrupt": S.CANCELLING},
-    S.AWAITING_APPROVAL: {"answered": S.STREAMING, "ended": S.IDLE, "interrupt": S.CANCELLING},
-    S.CANCELLING: {"refused": S.IDLE, "ended": S.IDLE, "interrupt": S.DONE},
+    S.STREAMING: {
+        "approval": S.AWAITING_APPROVAL,
+        "ended": S.IDLE,
+        "next": S.STREAMING,
+        "interrupt": S.CANCELLING,
+    },
+    S.AWAITING_APPROVAL: {
+        "answered": S.STREAMING,
+        "ended": S.IDLE,
+        "next": S.STREAMING,
+        "interrupt": S.CANCELLING,
+    },
+    S.CANCELLING: {"refused": S.IDLE, "ended": S.IDLE, "next": S.STREAMING, "interrupt": S.DONE},
     S.DONE: {},
 }
 WANTS_INPUT = (S.IDLE, S.AWAITING_APPROVAL, S.DONE)
+BUSY = (S.STREAMING, S.AWAITING_APPROVAL, S.CANCELLING)  # a run is being followed
 
 
 class Turn:
-    """The state, the run being waited for, and the approvals it asked for, oldest first."""
+    """The state, the run being waited for, the approvals it asked for, oldest first, and
+    this chat's runs waiting in the session's queue, in the order they will run."""
 
     def __init__(self) -> None:
         self.state = S.IDLE
         self.run_id: str | None = None
         self.approvals: list[dict[str, Any]] = []  # the first is the one being asked
+        self.waiting: list[str] = []
         self._ended: set[str] = set()  # a run's end may come before messages.send's answer
 
     @property
@@ -67,6 +86,8 @@ class Turn:
         self.state = target
         if target in (S.IDLE, S.DONE):
             self.run_id, self.approvals = None, []
+        if target is S.DONE:
+            self.waiting = []
         return True
 
     def send(self) -> bool:
@@ -113,10 +134,31 @@ class Turn:
             self._fire("answered")
         return asked
 
+    def queued(self, run_id: str, first: bool = False) -> None:
+        """A message of this chat waits in the queue (`first`: ahead of the others, as an
+        interrupt does); its run is followed when the one before it ends."""
+        if run_id in self._ended or run_id == self.run_id:
+            return
+        if first:
+            self.waiting.insert(0, run_id)
+        else:
+            self.waiting.append(run_id)
+
+    def unqueued(self, run_id: str) -> None:
+        """A waiting message was taken back: its run will not come."""
+        self.waiting = [r for r in self.waiting if r != run_id]
+
     def ended(self, run_id: str) -> bool:
-        """A run ended; tell whether it was the one chat waited for."""
+        """A run ended; tell whether it was the one chat waited for (then the next run of
+        this chat waiting in the queue is followed, or chat is idle)."""
         self._ended.add(run_id)
-        return run_id == self.run_id and self._fire("ended")
+        self.unqueued(run_id)
+        if run_id != self.run_id:
+            return False
+        if self.waiting and self._fire("next"):
+            self.run_id, self.approvals = self.waiting.pop(0), []
+            return True
+        return self._fire("ended")
 
     def interrupt(self) -> bool:
         """Ctrl-C; tell whether a messages.cancel must be sent now (the run's id is known)."""

@@ -13,6 +13,7 @@ async with BoticalClient("ws://127.0.0.1:4096/ws", token) as client:
 from __future__ import annotations
 
 from botical.client.client import BoticalClient
+from botical.client.conversation import Conversation
 from botical.client.errors import (
     Cancelled,
     ClientClosed,
@@ -49,6 +50,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "ConnectionState",
+    "Conversation",
     "Event",
     "Forbidden",
     "InvalidURL",

@@ -144,7 +144,11 @@ class Database:
 
     def _call_atomic(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
         self.peewee.connect(reuse_if_open=True)
-        with self.peewee.atomic():
+        # SQLite: take the write lock when the transaction begins (BEGIN IMMEDIATE), so that
+        # processes sharing the file (nodes, workers) wait for each other (busy_timeout)
+        # instead of failing "database is locked" when a read turns into a write.
+        lock = ("IMMEDIATE",) if isinstance(self.peewee, peewee.SqliteDatabase) else ()
+        with self.peewee.atomic(*lock):
             return fn(*args, **kwargs)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -116,13 +116,27 @@ class Session(BaseModel):
     status = pw.CharField(max_length=16, default="active", index=True)
     input_tokens = pw.BigIntegerField(default=0)
     output_tokens = pw.BigIntegerField(default=0)
+    cached_tokens = pw.BigIntegerField(default=0)
     cost = pw.DoubleField(default=0.0)
+    head_id = pw.CharField(max_length=40, null=True)  # the last message of the active path
+    forked_from = pw.CharField(max_length=40, null=True)  # sessions.fork: the source session
+    forked_at = pw.CharField(max_length=40, null=True)  # ...and the message it was forked at
     created_at = pw.BigIntegerField(default=now_ms)
     updated_at = pw.BigIntegerField(default=now_ms)
     archived_at = pw.BigIntegerField(null=True)
 
     class Meta:
         table_name = "sessions"
+
+
+def locked_session(session_id: str) -> Session | None:
+    """The session's row, locked until the transaction ends: every change to a session's run,
+    queue or message tree takes this first, so they happen one at a time per session across
+    nodes (PostgreSQL: SELECT ... FOR UPDATE; SQLite runs one transaction at a time)."""
+    query = Session.select().where(Session.id == session_id)
+    if database.obj.for_update:
+        query = query.for_update()
+    return query.first()
 
 
 # The hot reads of one session by id (authorization and `sessions.get`), compiled once.
@@ -150,7 +164,12 @@ class Message(BaseModel):
     error = JSONField(null=True)
     input_tokens = pw.BigIntegerField(default=0)
     output_tokens = pw.BigIntegerField(default=0)
+    cached_tokens = pw.BigIntegerField(default=0)
     cost = pw.DoubleField(default=0.0)
+    # A message sent while the session was busy: how it waits (queue, interrupt, rollback)
+    # and, for interrupt and rollback, the run it stops.
+    queue_mode = pw.CharField(max_length=16, null=True)
+    target_run = pw.CharField(max_length=40, null=True)
     idempotency_key = pw.CharField(max_length=128, null=True)
     created_at = pw.BigIntegerField(default=now_ms)
     updated_at = pw.BigIntegerField(default=now_ms)
@@ -284,6 +303,45 @@ class Run(BaseModel):
         table_name = "runs"
 
 
+class UsageRecord(BaseModel):
+    """What one run cost: a ledger row written when its answer is finished, kept when the
+    answer is later removed (rollback) and never copied (fork), so totals count each run once."""
+
+    # Column and backref attributes peewee adds, declared for type checkers.
+    session_id: str
+
+    id = pw.CharField(primary_key=True, max_length=40)  # the run's id
+    session = pw.ForeignKeyField(Session, on_delete="CASCADE")
+    project_id = pw.CharField(max_length=40, index=True)
+    message_id = pw.CharField(max_length=40)
+    model = pw.CharField(max_length=200)
+    input_tokens = pw.BigIntegerField(default=0)
+    output_tokens = pw.BigIntegerField(default=0)
+    cached_tokens = pw.BigIntegerField(default=0)
+    cost = pw.DoubleField(default=0.0)
+    created_at = pw.BigIntegerField(default=now_ms, index=True)
+
+    class Meta:
+        table_name = "usage_records"
+
+
+class TodoSnapshot(BaseModel):
+    """A session's whole todo list as it was set at `created_at`, one row per change, so a
+    fork takes the list as it was at the message it forks from."""
+
+    # Column and backref attributes peewee adds, declared for type checkers.
+    session_id: str
+
+    id = pw.CharField(primary_key=True, max_length=40)
+    session = pw.ForeignKeyField(Session, on_delete="CASCADE")
+    todos = JSONField(default=list)
+    created_at = pw.BigIntegerField(default=now_ms)
+
+    class Meta:
+        table_name = "todo_snapshots"
+        indexes = ((("session", "created_at"), False),)
+
+
 RUN_OF_SESSION = Prepared(Run, lambda session_id: Run.select().where(Run.session == session_id), 1)
 
 
@@ -309,4 +367,6 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Todo,
     Approval,
     Run,
+    UsageRecord,
+    TodoSnapshot,
 )

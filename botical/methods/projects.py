@@ -14,6 +14,7 @@ from botical.ids import check_id
 from botical.methods import MethodContext, Scope, method, rest
 from botical.methods import results as r
 from botical.methods.sessions import CURSOR, LIMIT, PROJECT
+from botical.schema import Int
 
 if TYPE_CHECKING:
     from botical.app import Botical
@@ -45,6 +46,12 @@ class UpdateParams(Schema):
     name = NAME
     description = DESCRIPTION
     path = PATH
+
+
+class UsageParams(Schema):
+    projectId = PROJECT
+    since = Int(validate=validate.Range(min=0), metadata={"description": "UTC ms, inclusive"})
+    until = Int(validate=validate.Range(min=0), metadata={"description": "UTC ms, exclusive"})
 
 
 class MemberAddParams(Schema):
@@ -102,6 +109,13 @@ async def update(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
 async def delete(ctx: MethodContext, p: dict[str, Any]) -> None:
     """Delete a project and everything in it."""
     await ctx.app.projects.delete(ctx.identity, ctx.project_id)
+
+
+@rest("GET /api/projects/{projectId}/usage")
+@method("projects.usage", UsageParams, r.ProjectUsage, role=READ)
+async def usage(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Token usage and cost of a project's answers, in total and by model."""
+    return await ctx.app.usage.project(ctx.project_id, p.get("since"), p.get("until"))
 
 
 @rest("GET /api/projects/{projectId}/members")

@@ -1,7 +1,8 @@
-"""What the server sends: the result schemas of the built-in methods and the data schemas of
-the built-in events. `system.describe` publishes them as JSON Schema, and the test suite
-checks every real result and event against what it publishes (tests/integration/
-test_contract.py), so a field added to a `*_to_dict` without its schema fails a test.
+"""What the server sends: the result schemas of the built-in methods (the data schemas of the
+built-in events are in `methods.events`). `system.describe` publishes them as JSON Schema, and
+the test suite checks every real result and event against what it publishes (tests/
+integration/test_contract.py), so a field added to a `*_to_dict` without its schema fails a
+test.
 
 Fields are required unless marked `optional`: a required field is always present (its value
 may still be null where `allow_none`)."""
@@ -24,6 +25,10 @@ def string(**kw: Any) -> fields.Field:
 
 def integer(**kw: Any) -> fields.Field:
     return _req(fields.Integer(**kw))
+
+
+def number(**kw: Any) -> fields.Field:
+    return _req(fields.Float(**kw))
 
 
 def boolean(**kw: Any) -> fields.Field:
@@ -62,14 +67,22 @@ def optional(field: fields.Field, description: str = "") -> fields.Field:
 
 
 class Usage(Schema):
-    inputTokens = integer()
+    inputTokens = integer(metadata={"description": "every prompt token, cached ones included"})
     outputTokens = integer()
-    cost = _req(fields.Float())
+    cachedTokens = integer(metadata={"description": "input tokens read from a prompt cache"})
+    cost = number(metadata={"description": "by [pricing]; 0 for unpriced models"})
 
 
 class StepUsage(Schema):
     inputTokens = integer()
     outputTokens = integer()
+    cachedTokens = integer()
+
+
+class Versions(Schema):
+    index = integer(metadata={"description": "which version this is, from 1 (oldest)"})
+    count = integer()
+    ids = many(fields.String(), metadata={"description": "every version's id, oldest first"})
 
 
 class PartResult(Schema):
@@ -106,10 +119,16 @@ class MessageResult(Schema):
     agent = maybe(string())
     model = maybe(string())
     runId = maybe(string())
-    status = string()
+    status = string(
+        metadata={
+            "description": "user: completed or queued; assistant: streaming, completed, "
+            "cancelled, error or interrupted"
+        }
+    )
     finishReason = maybe(string())
     error = maybe(mapping())
     usage = one(Usage)
+    versions = optional(one(Versions), "the versions of this message (not on queued ones)")
     parts = optional(many(PartResult), "with the message's parts, where results say so")
     createdAt = ms()
     updatedAt = ms()
@@ -118,6 +137,11 @@ class MessageResult(Schema):
 class RunStatus(Schema):
     status = string(metadata={"description": "running or idle"})
     runId = maybe(string())
+
+
+class ForkPoint(Schema):
+    sessionId = string()
+    messageId = string()
 
 
 class SessionResult(Schema):
@@ -130,6 +154,7 @@ class SessionResult(Schema):
     model = maybe(string())
     status = string(metadata={"description": "active or archived"})
     usage = one(Usage)
+    forkedFrom = maybe(one(ForkPoint, metadata={"description": "the session it was forked from"}))
     createdAt = ms()
     updatedAt = ms()
     archivedAt = maybe(ms())
@@ -137,7 +162,8 @@ class SessionResult(Schema):
 
 class SessionRead(SessionResult):
     run = one(RunStatus)
-    messages = optional(many(MessageResult), "when includeMessages is true")
+    messages = optional(many(MessageResult), "when includeMessages is true: the active path")
+    queue = optional(many(MessageResult), "when includeMessages is true: messages waiting")
 
 
 def page_of(item: type[Schema]) -> type[Schema]:
@@ -193,7 +219,35 @@ class SyncResult(Schema):
     todos = many(TodoResult)
     pendingApprovals = many(ApprovalResult)
     status = one(RunStatus)
+    queue = many(MessageResult, metadata={"description": "messages waiting, in running order"})
     seq = integer()
+
+
+class PathChange(Schema):
+    sessionId = string()
+    after = maybe(string(metadata={"description": "the last message kept (null: none)"}))
+    messages = many(MessageResult, metadata={"description": "what follows it now, with parts"})
+
+
+class ModelUsage(Schema):
+    model = string()
+    answers = integer()
+    inputTokens = integer()
+    outputTokens = integer()
+    cachedTokens = integer()
+    cost = number()
+
+
+class ProjectUsage(Schema):
+    projectId = string()
+    since = maybe(ms())
+    until = maybe(ms())
+    answers = integer()
+    inputTokens = integer()
+    outputTokens = integer()
+    cachedTokens = integer()
+    cost = number()
+    byModel = many(ModelUsage)
 
 
 class RuleResult(Schema):
@@ -290,108 +344,3 @@ class ApiKeyResult(Schema):
 
 class Nothing(Schema):
     """No result: `null` (REST answers 204); `system.describe` publishes `{"type": "null"}`."""
-
-
-# -- events ---------------------------------------------------------------------------------
-
-
-class SessionEvent(Schema):
-    session = one(SessionResult)
-
-
-class MessageEvent(Schema):
-    message = one(MessageResult)
-
-
-class PartEvent(Schema):
-    part = one(PartResult)
-    delta = optional(string(), "streamed text to append (part.updated while streaming)")
-
-
-class ApprovalEvent(Schema):
-    approval = one(ApprovalResult)
-
-
-class StatusEvent(Schema):
-    sessionId = string()
-    status = string(
-        metadata={"description": "idle, thinking, streaming, running_tool, waiting_approval, error"}
-    )
-    runId = string()
-
-
-class TodoEvent(Schema):
-    sessionId = string()
-    todos = many(TodoResult)
-
-
-class MemberEvent(Schema):
-    member = one(MemberResult)
-
-
-class MemberRemovedEvent(Schema):
-    projectId = string()
-    userId = string()
-
-
-class ProjectEvent(Schema):
-    project = one(ProjectResult)
-
-
-class ProjectDeletedEvent(Schema):
-    projectId = string()
-
-
-EVENTS: dict[str, type[Schema]] = {
-    "session.created": SessionEvent,
-    "session.updated": SessionEvent,
-    "message.created": MessageEvent,
-    "message.updated": MessageEvent,
-    "part.created": PartEvent,
-    "part.updated": PartEvent,
-    "tool.approval_required": ApprovalEvent,
-    "tool.approval_resolved": ApprovalEvent,
-    "agent.status_changed": StatusEvent,
-    "todo.updated": TodoEvent,
-    "member.added": MemberEvent,
-    "member.updated": MemberEvent,
-    "member.removed": MemberRemovedEvent,
-    "project.created": ProjectEvent,
-    "project.deleted": ProjectDeletedEvent,
-}
-
-
-class Limits(Schema):
-    maxMessageSize = integer()
-    maxChannels = integer()
-    maxInflight = integer()
-    rateLimit = _req(fields.Float())
-    rateBurst = integer()
-
-
-class ReadyEvent(Schema):
-    connectionId = string()
-    userId = string()
-    protocol = integer()
-    epoch = string()
-    heartbeatMs = integer()
-    limits = one(Limits)
-
-
-class ClosingEvent(Schema):
-    reason = string()
-    reconnect = boolean()
-
-
-class ChannelError(Schema):
-    channel = string()
-    error = mapping()
-
-
-# Events on the `connection` channel: about this socket only, never sequenced (seq 0).
-CONNECTION_EVENTS: dict[str, type[Schema]] = {
-    "connection.ready": ReadyEvent,
-    "connection.closing": ClosingEvent,
-    "subscription.rejected": ChannelError,
-    "subscription.revoked": ChannelError,
-}

@@ -1,4 +1,4 @@
-"""sessions.*: create, list, get, update, archive, sync; and the `session` scope."""
+"""sessions.*: create, list, get, update, archive, sync, fork; and the `session` scope."""
 
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ class SessionParams(Schema):
     sessionId = SESSION
 
 
+class ForkParams(Schema):
+    sessionId = SESSION
+    messageId = fields.String(required=True, validate=validate.Length(max=40))
+    title = TITLE
+
+
 @rest("POST /api/projects/{projectId}/sessions", 201)
 @method("sessions.create", CreateParams, r.SessionResult, role=WRITE)
 async def create(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +112,20 @@ async def update(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
 @rest("POST /api/sessions/{sessionId}/archive")
 @method("sessions.archive", SessionParams, r.SessionResult, role=WRITE, scope="session")
 async def archive(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Archive a session (its run, if any, is cancelled)."""
+    """Archive a session (its run, if any, is cancelled and its queue dropped)."""
+    archived = await ctx.app.sessions.archive(p["sessionId"])
     await ctx.app.runner.cancel(p["sessionId"])
-    return await ctx.app.sessions.archive(p["sessionId"])
+    return archived
+
+
+@rest("POST /api/sessions/{sessionId}/fork", 201)
+@method("sessions.fork", ForkParams, r.SessionResult, role=WRITE, scope="session")
+async def fork(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Start a new session in the same project from the path up to a message."""
+    check_id(p["messageId"], "msg", "messageId")
+    return await ctx.app.branches.fork(
+        p["sessionId"], p["messageId"], ctx.identity.user_id, p.get("title")
+    )
 
 
 @method("sessions.sync", SessionParams, r.SyncResult, role=READ, scope="session")
@@ -121,6 +138,7 @@ async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
     seq, live = await app.broadcaster.snapshot(f"session:{session_id}")
     session = await app.sessions.get(session_id, include_messages=True)
     messages, status = session.pop("messages"), session.pop("run")
+    queue = session.pop("queue")  # issue 15: messages waiting to run, in the order they will
     for message in messages:
         for part in message["parts"]:
             if part["id"] in live:
@@ -131,6 +149,7 @@ async def sync(ctx: MethodContext, p: dict[str, Any]) -> dict[str, Any]:
         "todos": await app.todos.list(session_id),
         "pendingApprovals": await app.approvals.pending(session_id),
         "status": status,
+        "queue": queue,
         "seq": seq,
     }
 

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields
 import botical
 from botical.hookspecs import hookimpl
 from botical.methods import MethodContext, MethodSpec, method
+from botical.methods import events as e
 from botical.methods import results as r
 from botical.schema import json_schema
 from botical.websocket.protocol import PROTOCOL_VERSION
@@ -50,7 +51,7 @@ def _result_schema(spec: MethodSpec) -> dict[str, Any] | None:
 def _events(ctx: MethodContext) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {
         name: {"name": name, "channels": ["connection"], "data": json_schema(schema)}
-        for name, schema in r.CONNECTION_EVENTS.items()
+        for name, schema in e.CONNECTION_EVENTS.items()
     }
     for reg in ctx.app.registries["channels"]:
         for name, schema in reg.value.events.items():

@@ -1,4 +1,5 @@
-"""Sessions: create, list, get, update, archive; usage totals; parent sessions for sub-agents."""
+"""Sessions: create, list, get, update, archive; usage totals; parent sessions for sub-agents.
+Forks are made in `services.branches`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from botical.db.models import RUN_OF_SESSION, SESSION_BY_ID, Session
 from botical.errors import Conflict, NotFound, ValidationError
 from botical.ids import new_id
 from botical.jsonout import JSONText, dumps
-from botical.services.messages import session_messages
+from botical.services.messages import conversation, usage_dict
 from botical.services.pagination import page
 from botical.services.readcache import ReadCache
 
@@ -34,11 +35,12 @@ def session_to_dict(session: Session | Any) -> dict[str, Any]:
         "agent": session.agent,
         "model": session.model,
         "status": session.status,
-        "usage": {
-            "inputTokens": session.input_tokens,
-            "outputTokens": session.output_tokens,
-            "cost": session.cost,
-        },
+        "usage": usage_dict(session),
+        "forkedFrom": (
+            {"sessionId": session.forked_from, "messageId": session.forked_at}
+            if session.forked_from
+            else None
+        ),
         "createdAt": session.created_at,
         "updatedAt": session.updated_at,
         "archivedAt": session.archived_at,
@@ -65,7 +67,7 @@ def _read(session_id: str, include_messages: bool) -> dict[str, Any]:
     data = session_to_dict(rows[0])
     data["run"] = run_status(session_id)
     if include_messages:
-        data["messages"] = session_messages(session_id)
+        data["messages"], data["queue"] = conversation(session_id, rows[0].head_id)
     return data
 
 
@@ -273,16 +275,16 @@ class SessionService:
         self.publish("session.updated", data)
         return data
 
-    async def add_usage(
-        self, session_id: str, input_tokens: int, output_tokens: int, cost: float
-    ) -> dict[str, Any]:
-        """Add a run's usage to the session's totals."""
+    async def add_usage(self, session_id: str, usage: dict[str, Any]) -> dict[str, Any]:
+        """Add a run's usage (`{inputTokens, outputTokens, cachedTokens, cost}`) to the
+        session's totals."""
 
         def apply() -> Session:
             Session.update(
-                input_tokens=Session.input_tokens + input_tokens,
-                output_tokens=Session.output_tokens + output_tokens,
-                cost=Session.cost + cost,
+                input_tokens=Session.input_tokens + usage["inputTokens"],
+                output_tokens=Session.output_tokens + usage["outputTokens"],
+                cached_tokens=Session.cached_tokens + usage["cachedTokens"],
+                cost=Session.cost + usage["cost"],
                 updated_at=now_ms(),
             ).where(Session.id == session_id).execute()
             return Session.get_by_id(session_id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from botical.bus import Event, EventBus
 from botical.db import Database, now_ms
-from botical.db.models import Session, Todo
+from botical.db.models import Session, Todo, TodoSnapshot
 from botical.errors import NotFound, ValidationError
 from botical.ids import new_id
 
@@ -34,6 +34,43 @@ def check_todos(todos: list[dict[str, Any]]) -> None:
         raise ValidationError(details={"todos": ["At most one item may be in_progress."]})
 
 
+def store_todos(session_id: str, todos: list[dict[str, Any]]) -> list[Todo]:
+    """Replace a session's list and keep a snapshot of it (inside the caller's transaction)."""
+    Todo.delete().where(Todo.session == session_id).execute()
+    now = now_ms()
+    rows = [
+        Todo(
+            id=new_id("todo"),
+            session=session_id,
+            content=t["content"],
+            active_form=t.get("activeForm", ""),
+            status=t["status"],
+            position=i,
+            created_at=now,
+            updated_at=now,
+        )
+        for i, t in enumerate(todos)
+    ]
+    if rows:
+        Todo.bulk_create(rows)
+    snapshot = [
+        {"content": t.content, "activeForm": t.active_form, "status": t.status} for t in rows
+    ]
+    TodoSnapshot.create(id=new_id("todo"), session=session_id, todos=snapshot, created_at=now)
+    return rows
+
+
+def todos_as_of(session_id: str, at: int) -> list[dict[str, Any]]:
+    """The session's todo list as it was set at time `at` (ms): its last snapshot by then."""
+    snapshot = (
+        TodoSnapshot.select()
+        .where(TodoSnapshot.session == session_id, TodoSnapshot.created_at <= at)
+        .order_by(TodoSnapshot.created_at.desc(), TodoSnapshot.id.desc())
+        .first()
+    )
+    return snapshot.todos if snapshot else []
+
+
 class TodoService:
     def __init__(self, db: Database, bus: EventBus) -> None:
         self._db = db
@@ -57,24 +94,7 @@ class TodoService:
             session = Session.get_or_none(Session.id == session_id)
             if session is None:
                 raise NotFound("Session not found")
-            Todo.delete().where(Todo.session == session_id).execute()
-            now = now_ms()
-            rows = [
-                Todo(
-                    id=new_id("todo"),
-                    session=session_id,
-                    content=t["content"],
-                    active_form=t.get("activeForm", ""),
-                    status=t["status"],
-                    position=i,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for i, t in enumerate(todos)
-            ]
-            if rows:
-                Todo.bulk_create(rows)
-            return session.project_id, rows
+            return session.project_id, store_todos(session_id, todos)
 
         project_id, rows = await self._db.atomic(apply)
         items = [todo_to_dict(t) for t in rows]

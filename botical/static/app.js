@@ -3,7 +3,7 @@
 
 import { api, explain, signIn, signOut } from "./api.js";
 import { BoticalClient } from "./client.js";
-import { SessionView, el } from "./session.js";
+import { SessionView, el, usageText } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
 const SESSION_CONTROLS = ["session-title", "archive", "agent", "model", "message"];
@@ -71,6 +71,8 @@ class Console {
       }
     });
     on("stop", "click", () => this.run("Could not stop the answer", "messages.cancel", {}));
+    on("queue-send", "click", () => this.send("queue"));
+    on("interrupt", "click", () => this.send("interrupt"));
     on("retry", "click", () => this.run("Could not retry", "messages.retry", {}));
     on("archive", "click", () => this.run("Could not archive", "sessions.archive", {}));
     on("session-title", "change", () => this.update({ title: $("session-title").value.trim() }));
@@ -226,11 +228,16 @@ class Console {
   openSession(session) {
     if (this.view?.id === session.id) return;
     if (this.view) this.client.unwatch(`session:${this.view.id}`);
-    const answer = (method, params) => this.run("Could not answer", method, params, false);
-    const view = new SessionView(session, answer, (running) => this.running(running));
+    const answer = (method, params, inSession = true) =>
+      this.run("Could not do that", method, params, inSession);
+    const forked = (copy) => {
+      this.showSession(copy);
+      this.openSession(copy);
+    };
+    const view = new SessionView(session, answer, (running) => this.running(running), forked);
     this.view = view;
     this.select("sessions", session.id);
-    for (const id of ["transcript", "approvals", "todos"]) $(id).replaceChildren();
+    for (const id of ["transcript", "approvals", "todos", "queue"]) $(id).replaceChildren();
     for (const id of SESSION_CONTROLS) $(id).disabled = false;
     this.showHead(session);
     this.running(false);
@@ -262,6 +269,8 @@ class Console {
     $("session-title").value = "";
     $("session-title").placeholder = "No session selected";
     $("agent-status").textContent = "";
+    $("session-usage").textContent = "";
+    $("queue").replaceChildren();
     this.select("sessions", null);
   }
 
@@ -270,12 +279,14 @@ class Console {
     if (document.activeElement !== $("session-title")) $("session-title").value = session.title;
     $("agent").value = session.agent;
     if (document.activeElement !== $("model")) $("model").value = session.model || "";
+    $("session-usage").textContent = usageText(session.usage);
   }
 
-  // During a run the composer offers Stop instead of Send; Retry answers the last question.
+  // During a run the composer offers Queue, Interrupt and Stop instead of Send; Retry answers
+  // the last question again.
   running(running) {
     $("send").hidden = running;
-    $("stop").hidden = !running;
+    for (const id of ["stop", "queue-send", "interrupt"]) $(id).hidden = !running;
     $("send").disabled = running || !this.view;
     $("retry").disabled = running || !this.view?.lastQuestion();
   }
@@ -293,11 +304,13 @@ class Console {
     return this.run("Could not change the session", "sessions.update", changes);
   }
 
-  async send() {
+  // Send the message; during an answer, `ifBusy` says what to do ("queue" by default).
+  async send(ifBusy = null) {
     const content = $("message").value.trim();
-    if (!content || !this.view || this.view.running) return;
+    if (!content || !this.view) return;
     if (this.draft.text !== content) this.draft = { text: content, key: randomKey() };
     const params = { content, idempotencyKey: this.draft.key };
+    if (ifBusy || this.view.running) params.ifBusy = ifBusy || "queue";
     if (await this.run("Could not send the message", "messages.send", params)) {
       $("message").value = "";
       this.draft = { text: null, key: null };

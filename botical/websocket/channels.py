@@ -16,6 +16,7 @@ from botical.errors import Forbidden
 from botical.hookspecs import hookimpl
 from botical.ids import check_id
 from botical.methods import MethodContext, method
+from botical.methods import events as e
 from botical.methods import results as r
 from botical.websocket.broadcaster import ChannelKind
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 SESSION_EVENTS = (
     "message.created",
     "message.updated",
+    "message.deleted",
+    "path.changed",
     "part.created",
     "part.updated",
     "session.updated",
@@ -70,7 +73,7 @@ async def _authorize_user(app: Botical, identity: Identity, user_id: str) -> Non
 
 
 def _kind(prefix: str, events: tuple[str, ...], attr: str, authorize: Any, about: str):
-    schemas = {name: r.EVENTS[name] for name in sorted(events)}
+    schemas = {name: e.EVENTS[name] for name in sorted(events)}
     return ChannelKind(prefix, _route(events, attr), authorize, schemas, about)
 
 

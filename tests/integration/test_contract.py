@@ -29,7 +29,10 @@ def botical_plugins():
 
 @pytest.fixture
 def botical_overrides():
-    return {"plugins": {"disabled": ["example"]}}  # the entry point would load it twice
+    return {
+        "plugins": {"disabled": ["example"]},  # the entry point would load it twice
+        "websocket": {"rate_burst": 500},  # this test makes many more requests than a client
+    }
 
 
 class Contract:
@@ -140,6 +143,7 @@ async def test_every_method_and_event_keeps_its_published_schema(botical_app, ma
     await c(ws, "tools.reject", approvalId=await _approval_id(ws, sid))
     await _finished(ws, retried["runId"])
     await c(ws, "messages.cancel", sessionId=sid)
+    await _versions_queue_and_usage(contract, ws, sid, pid)
 
     await c(ws, "messages.list", sessionId=sid)
     await c(ws, "sessions.get", sessionId=sid, includeMessages=True)
@@ -190,6 +194,25 @@ async def test_every_method_and_event_keeps_its_published_schema(botical_app, ma
     assert set(contract.events) - seen - UNPRODUCED_EVENTS == set(), "events never seen"
     ws.close()
     bob_ws.close()
+
+
+async def _versions_queue_and_usage(contract: Contract, ws: WsClient, sid: str, pid: str):
+    c = contract.call
+    slow = "/slow " + "word " * 100
+    await c(ws, "messages.send", sessionId=sid, content=slow)
+    queued = await c(ws, "messages.send", sessionId=sid, content="later", ifBusy="queue")
+    await c(ws, "messages.cancel", sessionId=sid, messageId=queued["message"]["id"])
+    interrupting = await c(ws, "messages.send", sessionId=sid, content=slow, ifBusy="interrupt")
+    await ws.next_event("agent.status_changed", runId=interrupting["runId"], status="streaming")
+    rolled = await c(ws, "messages.send", sessionId=sid, content="instead", ifBusy="rollback")
+    await _finished(ws, rolled["runId"])
+    shown = await ws.request("sessions.get", sessionId=sid, includeMessages=True)
+    question = next(m for m in shown["messages"] if m["role"] == "user")
+    edited = await c(ws, "messages.edit", sessionId=sid, messageId=question["id"], content="new")
+    await _finished(ws, edited["runId"])
+    await c(ws, "messages.select", sessionId=sid, messageId=question["id"])
+    await c(ws, "sessions.fork", sessionId=sid, messageId=question["id"])
+    await c(ws, "projects.usage", projectId=pid)
 
 
 async def _same_over_rest(contract: Contract, ws: WsClient, person: Any) -> None:

@@ -228,6 +228,7 @@ ID_KINDS = {
     "tools": "tool",
     "approvals": "appr",
     "apikeys": "key",
+    "messages": "msg",
 }
 _GROUP = re.compile(r"\(([^)]*)\)")
 

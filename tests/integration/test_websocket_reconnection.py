@@ -138,7 +138,15 @@ async def test_reconnect_beyond_the_replay_buffer_recovers_by_sync(botical_app, 
     ack = await second.subscribe(channel, since={channel: last_seq})
     assert ack["subscribed"][0]["recovered"] is False
     synced = await second.request("sessions.sync", sessionId=session_id)
-    assert set(synced) == {"session", "messages", "todos", "pendingApprovals", "status", "seq"}
+    assert set(synced) == {
+        "session",
+        "messages",
+        "todos",
+        "pendingApprovals",
+        "status",
+        "queue",
+        "seq",
+    }
     assert synced["session"]["id"] == session_id
     assert synced["pendingApprovals"] == [] and synced["todos"] == []
     assert synced["seq"] >= ack["subscribed"][0]["seq"]

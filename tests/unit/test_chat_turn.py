@@ -91,3 +91,31 @@ def test_ctrl_c_when_idle_quits_and_a_refused_send_is_idle_again():
 def test_every_state_is_in_the_table_and_every_target_is_a_state():
     assert set(TRANSITIONS) == set(State)
     assert all(target in State for moves in TRANSITIONS.values() for target in moves.values())
+
+
+def test_when_the_answer_ends_the_next_queued_run_of_this_chat_is_followed():
+    turn = Turn()
+    turn.send()
+    turn.sent("run_1")
+    turn.queued("run_2")
+    turn.queued("run_3", first=True)  # an interrupt goes ahead of what waits
+    turn.queued("run_1")  # the run being followed is not waiting
+    assert turn.waiting == ["run_3", "run_2"]
+    assert turn.ended("run_1") and (turn.state, turn.run_id) == (State.STREAMING, "run_3")
+    turn.unqueued("run_2")  # taken back
+    assert turn.ended("run_3") and (turn.state, turn.run_id) == (State.IDLE, None)
+
+
+def test_a_cancelled_answer_hands_over_to_the_queue_and_quitting_forgets_it():
+    turn = Turn()
+    turn.send()
+    turn.sent("run_1")
+    turn.queued("run_2")
+    assert turn.interrupt() and turn.state is State.CANCELLING
+    assert turn.ended("run_1") and (turn.state, turn.run_id) == (State.STREAMING, "run_2")
+    turn.queued("run_gone")
+    turn.ended("run_gone")  # it ended before it was followed: not waited for
+    assert turn.waiting == []
+    turn.queued("run_4")
+    turn.quit()
+    assert (turn.state, turn.waiting) == (State.DONE, [])

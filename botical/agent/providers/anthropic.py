@@ -135,16 +135,18 @@ class EventReader:
         self.stopped = False
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_tokens = 0
 
     def feed(self, event: Any) -> Iterator[StreamEvent]:
         """Yield the text, reasoning and completed tool calls carried by one event."""
         match event.type:
             case "message_start":
                 usage = event.message.usage
+                self.cached_tokens = usage.cache_read_input_tokens or 0
                 self.input_tokens = (
                     (usage.input_tokens or 0)
                     + (usage.cache_creation_input_tokens or 0)
-                    + (usage.cache_read_input_tokens or 0)
+                    + self.cached_tokens
                 )
             case "content_block_start" if event.content_block.type == "tool_use":
                 block = event.content_block
@@ -166,7 +168,7 @@ class EventReader:
                 "The model's stream ended before message_stop", details={"kind": "invalid_response"}
             )
         reason = STOP_REASONS.get(self.stop_reason or "end_turn", "stop")
-        return Finish(reason, self.input_tokens, self.output_tokens)
+        return Finish(reason, self.input_tokens, self.output_tokens, self.cached_tokens)
 
     def _delta(self, index: int, delta: Any) -> Iterator[StreamEvent]:
         if delta.type == "text_delta" and delta.text:

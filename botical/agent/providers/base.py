@@ -70,9 +70,13 @@ class ReasoningDelta:
 
 @dataclass(frozen=True)
 class Finish:
+    """The end of a step. `input_tokens` counts every prompt token, the `cached_tokens`
+    among them too (those the provider read from its prompt cache, where it says)."""
+
     reason: FinishReason
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0
 
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallRequest | Finish

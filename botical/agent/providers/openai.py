@@ -113,12 +113,15 @@ class ChunkReader:
         self.called_tools = False
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_tokens = 0
 
     def feed(self, chunk: Any) -> Iterator[StreamEvent]:
         """Yield the text, reasoning and completed tool calls carried by one chunk."""
         if chunk.usage is not None:
             self.input_tokens = chunk.usage.prompt_tokens or 0
             self.output_tokens = chunk.usage.completion_tokens or 0
+            details = getattr(chunk.usage, "prompt_tokens_details", None)
+            self.cached_tokens = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         for choice in chunk.choices or ():
             if choice.delta is not None:
                 yield from self._feed_delta(choice.delta)
@@ -136,7 +139,7 @@ class ChunkReader:
         reason = FINISH_REASONS.get(self.finish_reason, "stop")
         if reason == "stop" and self.called_tools:
             reason = "tool_calls"  # some servers (older Ollama) say "stop" after tool calls
-        return Finish(reason, self.input_tokens, self.output_tokens)
+        return Finish(reason, self.input_tokens, self.output_tokens, self.cached_tokens)
 
     def _feed_delta(self, delta: Any) -> Iterator[StreamEvent]:
         for name in REASONING_FIELDS:

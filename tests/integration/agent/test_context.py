@@ -87,11 +87,43 @@ async def test_retry_answers_again_without_duplicating(rec_chat, recorder, event
     again = await rec_chat.finished(retried.body["runId"])
     messages = await rec_chat.messages()
     assert [m["role"] for m in messages if m["role"] == "user"] == ["user"]
-    assert {m["id"]: m["status"] for m in messages if m["role"] == "assistant"} == {
-        first["id"]: "superseded",
-        again["id"]: "completed",
+    assert {m["id"]: (m["status"], m["versions"]["index"]) for m in messages[1:]} == {
+        first["id"]: ("completed", 1),  # the first answer stays, as version 1 of 2
+        again["id"]: ("completed", 2),
     }
     assert turns(recorder.requests[-1]) == [("user", "hello")]
+
+
+@pytest.mark.gen_test
+async def test_the_model_is_sent_only_the_active_path(rec_chat, recorder):
+    first = await rec_chat.answer("one")
+    await rec_chat.answer("two")  # answered "answer 2"
+    api, sid = rec_chat.person.api, rec_chat.sid
+    question = next(m for m in await rec_chat.messages() if m["role"] == "user")
+    edited = await api.post(
+        f"/api/sessions/{sid}/messages/{question['id']}/edit", {"content": "uno"}
+    )
+    assert edited.status == 202, edited.body
+    await rec_chat.finished(edited.body["runId"])
+    assert turns(recorder.requests[-1]) == [("user", "uno")]  # not "one", nor what followed
+    await rec_chat.answer("dos")
+    assert turns(recorder.requests[-1]) == [
+        ("user", "uno"),
+        ("assistant", "answer 3"),
+        ("user", "dos"),
+    ]
+
+    selected = await api.post(f"/api/sessions/{sid}/messages/{question['id']}/select", {})
+    assert selected.status == 200, selected.body
+    assert [m["id"] for m in selected.body["messages"]][:2] == [question["id"], first["id"]]
+    await rec_chat.answer("three")
+    assert turns(recorder.requests[-1]) == [
+        ("user", "one"),
+        ("assistant", "answer 1"),
+        ("user", "two"),
+        ("assistant", "answer 2"),
+        ("user", "three"),
+    ]
 
 
 @pytest.mark.gen_test

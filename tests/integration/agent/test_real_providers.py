@@ -19,6 +19,7 @@ from tests.integration.providers.test_openai import TEXT_STREAM, USAGE, chunk, u
 
 API_KEY = "sk-test-0c1d2e3f4a5b6c7d8e9f00112233445566"
 MODEL = "openai/gpt-4o-mini"
+CLAUDE = "anthropic/claude-sonnet-4-6"
 
 
 @pytest.fixture
@@ -31,7 +32,11 @@ def botical_overrides(openai_api, anthropic_api, monkeypatch):  # noqa: F811
         "providers": {
             "openai": {"base_url": f"{openai_api.base_url}/v1", **fake},
             "anthropic": {"base_url": anthropic_api.base_url, **fake},
-        }
+        },
+        "pricing": {  # per million tokens
+            MODEL: {"input": 2.0, "output": 8.0, "cached": 0.5},
+            CLAUDE: {"input": 3.0, "output": 15.0},
+        },
     }
 
 
@@ -126,10 +131,55 @@ async def test_anthropic_thinking_then_text_become_reasoning_and_text_parts(
             ]
         )
     )
-    session = await chat.new_session(model="anthropic/claude-sonnet-4-6")
+    session = await chat.new_session(model=CLAUDE)
     answer = await session.answer("Hi")
     assert [p["text"] for p in parts(answer, "reasoning")] == ["Greet back."]
     assert (answer["status"], text_of(answer)) == ("completed", "Hello there")
     assert anthropic_api.requests[0]["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Hi"}]}
     ]
+
+
+@pytest.mark.gen_test
+async def test_openai_usage_with_cached_tokens_is_stored_and_priced(chat, openai_api):  # noqa: F811
+    usage = {**USAGE, "prompt_tokens": 1200, "completion_tokens": 300}
+    usage["prompt_tokens_details"] = {"cached_tokens": 1000, "audio_tokens": 0}
+    openai_api.reply(Reply([*TEXT_STREAM[:-2], usage_chunk(usage), sse_data("[DONE]")]))
+    session = await chat.new_session(model=MODEL)
+    answer = await session.answer("Hi")
+    expected = (200 * 2.0 + 1000 * 0.5 + 300 * 8.0) / 1_000_000
+    assert answer["model"] == MODEL
+    assert answer["usage"] == {
+        "inputTokens": 1200,
+        "outputTokens": 300,
+        "cachedTokens": 1000,
+        "cost": pytest.approx(expected),
+    }
+    (step,) = parts(answer, "step_finish")
+    assert step["usage"] == {"inputTokens": 1200, "outputTokens": 300, "cachedTokens": 1000}
+    totals = (await session.person.api.get(f"/api/sessions/{session.sid}")).body["usage"]
+    assert totals == answer["usage"]
+
+
+@pytest.mark.gen_test
+async def test_anthropic_cache_reads_count_as_cached_input(chat, anthropic_api):  # noqa: F811
+    anthropic_api.reply(
+        Reply(
+            [
+                message_start(100, cache_read=400),
+                block_start(0, {"type": "text", "text": ""}),
+                delta(0, type="text_delta", text="Hi"),
+                block_stop(0),
+                *message_end("end_turn", 20),
+            ]
+        )
+    )
+    session = await chat.new_session(model=CLAUDE)
+    answer = await session.answer("Hi")
+    expected = (500 * 3.0 + 20 * 15.0) / 1_000_000  # no cached price: cached input costs input
+    assert answer["usage"] == {
+        "inputTokens": 500,
+        "outputTokens": 20,
+        "cachedTokens": 400,
+        "cost": pytest.approx(expected),
+    }

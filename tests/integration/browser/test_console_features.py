@@ -152,7 +152,7 @@ def test_rename_retry_and_archive_a_session(serve, free_port, browser):
     )
     assert answers(base, token, session_id) == [
         ("user", "completed"),
-        ("assistant", "superseded"),
+        ("assistant", "completed"),  # the first answer stays, as version 1 of 2
         ("assistant", "completed"),
     ]
 

@@ -160,7 +160,8 @@ def test_ctrl_c_cancels_the_answer_and_a_second_ctrl_c_quits(chat, server):
     assert "w39" not in process.out.text[started.start() : ended.start()]
     process.out.expect(r"^> ")  # the prompt: chat is idle again
     process.send("/slow still here\n")  # chat is still running: the next line is answered
-    process.out.expect(r"^still here\r\n> ")  # answered, and the prompt says chat is idle
+    # answered, what it cost (echo counts 2 words in, 2 deltas out), and the prompt: idle
+    process.out.expect(r"^still here\r\n\[usage\] 2 in · 2 out\r\n> ")
     process.send("\x03")  # idle: Ctrl-C quits
     assert process.wait() == 0, process.out.text
     answers = _answers(server, session_id)

@@ -317,6 +317,7 @@ async def test_without_replay_a_resumed_session_is_resynced(botical_app, make_us
             "todos",
             "pendingApprovals",
             "status",
+            "queue",
             "seq",
         }
         assert synced.seq == synced.data["seq"] >= published[0]

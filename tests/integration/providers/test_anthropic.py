@@ -259,7 +259,7 @@ async def test_tool_use_input_is_assembled_from_json_pieces(anthropic_api):
         TextDelta(" both."),
         ToolCallRequest("toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather", {"city": "Paris"}),
         ToolCallRequest("toolu_01A09q90qw90lq917835lq9", "get_weather", {"city": "Oslo"}),
-        Finish("tool_calls", input_tokens=512, output_tokens=89),
+        Finish("tool_calls", input_tokens=512, output_tokens=89, cached_tokens=100),
     ]
 
 

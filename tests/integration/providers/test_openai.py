@@ -502,3 +502,17 @@ async def test_tool_names_with_dots_are_mapped_for_the_api_and_back(openai_api):
     assert names == ["mcp__github__create_issue_57095cf5", "mcp__github__create_issue"]
     assert sent["messages"][1]["tool_calls"][0]["function"]["name"] == names[0]
     assert events[0] == ToolCallRequest("c1", "mcp.github.create_issue", {})
+
+
+@pytest.mark.gen_test
+async def test_cached_prompt_tokens_are_reported_and_their_absence_is_zero(openai_api):
+    cached = {**USAGE, "prompt_tokens_details": {"cached_tokens": 16, "audio_tokens": 0}}
+    bare = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}  # Ollama, llama.cpp
+    for usage in (cached, bare):
+        openai_api.reply(Reply([*TEXT_STREAM[:-2], usage_chunk(usage), sse_data("[DONE]")]))
+
+    first, _ = await collect(provider_for(openai_api), HELLO)
+    second, _ = await collect(provider_for(openai_api), HELLO)
+
+    assert first[-1] == Finish("stop", input_tokens=24, output_tokens=4, cached_tokens=16)
+    assert second[-1] == Finish("stop", input_tokens=7, output_tokens=2, cached_tokens=0)

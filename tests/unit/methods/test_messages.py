@@ -167,14 +167,21 @@ async def test_retry_answers_the_last_message_again(make_user, connect):
     await run_finished(ws, retried["runId"])
     items = (await ws.request("messages.list", sessionId=sid))["items"]
     assert [(m["role"], m["runId"], m["status"]) for m in items] == [
-        ("user", first["runId"], items[0]["status"]),
-        ("assistant", first["runId"], "superseded"),
+        ("user", first["runId"], "completed"),
+        ("assistant", first["runId"], "completed"),  # kept: an older version of the answer
         ("assistant", retried["runId"], "completed"),
     ]
-    assert items[2]["parentId"] == first["message"]["id"]
+    answers = [items[1]["id"], items[2]["id"]]
+    assert [m["parentId"] for m in items[1:]] == [first["message"]["id"]] * 2
+    assert [m["versions"] for m in items[1:]] == [
+        {"index": 1, "count": 2, "ids": answers},
+        {"index": 2, "count": 2, "ids": answers},
+    ]
     assert _text(items[2]) == "again please"
     user_turns = [m for m in items if m["role"] == "user"]
     assert len(user_turns) == 1  # retry never duplicates the user's message
+    shown = await ws.request("sessions.get", sessionId=sid, includeMessages=True)
+    assert [m["id"] for m in shown["messages"]] == [first["message"]["id"], answers[1]]
 
 
 @pytest.mark.gen_test
@@ -187,9 +194,14 @@ async def test_retry_a_named_message(make_user, connect):
         await run_finished(ws, sent["runId"])
     retried = await ws.request("messages.retry", sessionId=sid, messageId=runs[0]["message"]["id"])
     await run_finished(ws, retried["runId"])
+    shown = await ws.request("sessions.get", sessionId=sid, includeMessages=True)
+    assert [(m["role"], _text(m)) for m in shown["messages"]] == [
+        ("user", "first"),
+        ("assistant", "first"),
+    ]
+    assert [m["versions"]["count"] for m in shown["messages"]] == [1, 2]
     items = (await ws.request("messages.list", sessionId=sid))["items"]
-    live = [(m["role"], _text(m)) for m in items if m["status"] != "superseded"]
-    assert live == [("user", "first"), ("assistant", "first")]
+    assert len(items) == 5  # the second exchange is kept below the first answer's old version
 
 
 @pytest.mark.gen_test

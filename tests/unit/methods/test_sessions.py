@@ -31,7 +31,7 @@ async def test_create_returns_the_new_session(make_user, connect):
         "status": "active",
     }
     assert session["createdBy"] == alice.id
-    assert session["usage"] == {"inputTokens": 0, "outputTokens": 0, "cost": 0.0}
+    assert session["usage"] == {"inputTokens": 0, "outputTokens": 0, "cachedTokens": 0, "cost": 0.0}
     assert "messages" not in session
     idle = {"status": "idle", "runId": None}
     assert await ws.request("sessions.get", sessionId=session["id"]) == {**session, "run": idle}
@@ -221,7 +221,15 @@ async def test_sync_returns_the_state_and_the_seq_it_matches(make_user, connect)
     session = await ws.request("sessions.create", projectId=project_id, title="t")
     channel = f"session:{session['id']}"
     empty = await ws.request("sessions.sync", sessionId=session["id"])
-    assert set(empty) == {"session", "messages", "todos", "pendingApprovals", "status", "seq"}
+    assert set(empty) == {
+        "session",
+        "messages",
+        "todos",
+        "pendingApprovals",
+        "status",
+        "queue",
+        "seq",
+    }
     assert (empty["messages"], empty["todos"], empty["pendingApprovals"], empty["seq"]) == (
         [],
         [],

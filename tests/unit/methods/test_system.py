@@ -18,6 +18,7 @@ BUILTIN_METHODS = {
     "projects.update": ("admin", "botical.methods.projects", "PATCH /api/projects/{projectId}"),
     "projects.delete": ("owner", "botical.methods.projects", "DELETE /api/projects/{projectId}"),
     "members.list": ("viewer", "botical.methods.projects", "GET /api/projects/{projectId}/members"),
+    "projects.usage": ("viewer", "botical.methods.projects", "GET /api/projects/{projectId}/usage"),
     "members.add": ("admin", "botical.methods.projects", "POST /api/projects/{projectId}/members"),
     "members.update": (
         "admin",
@@ -47,6 +48,7 @@ BUILTIN_METHODS = {
         "POST /api/sessions/{sessionId}/archive",
     ),
     "sessions.sync": ("viewer", "botical.methods.sessions", None),
+    "sessions.fork": ("member", "botical.methods.sessions", "POST /api/sessions/{sessionId}/fork"),
     "messages.list": (
         "viewer",
         "botical.methods.messages",
@@ -66,6 +68,16 @@ BUILTIN_METHODS = {
         "member",
         "botical.methods.messages",
         "POST /api/sessions/{sessionId}/retry",
+    ),
+    "messages.edit": (
+        "member",
+        "botical.methods.messages",
+        "POST /api/sessions/{sessionId}/messages/{messageId}/edit",
+    ),
+    "messages.select": (
+        "member",
+        "botical.methods.messages",
+        "POST /api/sessions/{sessionId}/messages/{messageId}/select",
     ),
     "agents.list": ("viewer", "botical.methods.agents", "GET /api/projects/{projectId}/agents"),
     "agents.get": (
@@ -107,6 +119,8 @@ BUILTIN_CHANNELS = {
     "session:{id}": {
         "message.created",
         "message.updated",
+        "message.deleted",
+        "path.changed",
         "part.created",
         "part.updated",
         "session.updated",
