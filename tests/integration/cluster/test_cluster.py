@@ -263,3 +263,39 @@ async def test_a_sync_on_another_node_mid_answer_misses_no_text(cluster: Cluster
     )
     assert text == SLOW.removeprefix("/slow ")  # the state at seq, then what followed it
     client.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_message_queued_on_one_node_runs_after_the_answer_on_another(cluster: Cluster):
+    a, b = cluster.start(2)
+    _, sid = _setup(a)
+    watcher = await b.connect()
+    await watcher.subscribe(f"session:{sid}")
+    first = a.http("POST", f"/api/sessions/{sid}/messages", {"content": SLOW})
+    await watcher.next_event("part.updated", timeout=20)
+    body = {"content": "after that", "ifBusy": "queue"}
+    queued = b.http("POST", f"/api/sessions/{sid}/messages", body)
+    assert queued["message"]["status"] == "queued"
+    await _idle(watcher, first["runId"], timeout=30)
+    await _idle(watcher, queued["runId"], timeout=30)  # the node that ended the first ran it
+    stored = b.http("GET", f"/api/sessions/{sid}?includeMessages=true")
+    assert [m["status"] for m in stored["messages"]] == ["completed"] * 4
+    watcher.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_an_interrupt_sent_to_another_node_stops_the_answer_at_once(cluster: Cluster):
+    a, b = cluster.start(2)
+    _, sid = _setup(a)
+    watcher = await b.connect()
+    await watcher.subscribe(f"session:{sid}")
+    first = a.http("POST", f"/api/sessions/{sid}/messages", {"content": SLOW})
+    await watcher.next_event("part.updated", timeout=20)
+    body = {"content": "stop, and answer this", "ifBusy": "interrupt"}
+    second = b.http("POST", f"/api/sessions/{sid}/messages", body)
+    stopped = await watcher.next_event(
+        "message.updated", timeout=20, message__runId=first["runId"], message__status="cancelled"
+    )
+    assert stopped["data"]["message"]["finishReason"] == "interrupted"
+    await _idle(watcher, second["runId"], timeout=30)
+    watcher.close()
