@@ -41,6 +41,7 @@ class RedisBroadcaster(ChannelRouter):
         self._last: dict[str, int] = {}  # per listened channel: the last seq delivered here
         self._listening: dict[str, asyncio.Future[None]] = {}  # done once listened to
         self._confirm: dict[str, asyncio.Future[None]] = {}  # the SUBSCRIBE, acknowledged
+        self._early: dict[str, list[str]] = {}  # heard while the current seq is being read
         self._watched: dict[str, int] = {}
         self._outbox: asyncio.Queue[tuple[str, str, str, str, str]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
@@ -91,8 +92,13 @@ class RedisBroadcaster(ChannelRouter):
         seq_text, body = message.split("\n", 1)
         seq = int(seq_text)
         last = self._last.get(channel)
-        if last is None or seq <= last:
-            return  # not listening (yet), or seen already: exactly once
+        if last is None:
+            early = self._early.get(channel)
+            if early is not None:  # subscribed, its current seq still on the way: keep it
+                early.append(message)
+            return
+        if seq <= last:
+            return  # seen already: exactly once
         self._last[channel] = seq
         self._notify(channel)
         subscribers = self._registry.subscribers(channel)
@@ -123,13 +129,18 @@ class RedisBroadcaster(ChannelRouter):
 
     async def _start(self, channel: str) -> None:
         confirmed = self._confirm[channel] = asyncio.get_running_loop().create_future()
+        early = self._early[channel] = []
         try:
             await self.redis_bus.listen(channel)
             await confirmed
             current = await self.redis_bus.current_seq(channel)
         finally:
             self._confirm.pop(channel, None)
+            self._early.pop(channel, None)
         self._last.setdefault(channel, current)
+        # Heard between the subscription and the reply with the seq: those above it are new.
+        for message in early:
+            self._received(channel, message)
 
     def _failed(self, channel: str, task: asyncio.Future[None]) -> None:
         if (task.cancelled() or task.exception()) and self._listening.get(channel) is task:
@@ -143,7 +154,8 @@ class RedisBroadcaster(ChannelRouter):
     def _stop_listening(self, channel: str) -> None:
         self._listening.pop(channel, None)
         self._last.pop(channel, None)
-        self.redis_bus.unlisten(channel)
+        # Unless a new subscriber made the node listen again before the UNSUBSCRIBE goes out
+        self.redis_bus.unlisten(channel, lambda: channel in self._listening)
 
     def _reset(self) -> None:
         """Redis was lost: nothing listened to is still listened to."""
@@ -152,6 +164,7 @@ class RedisBroadcaster(ChannelRouter):
                 confirmed.set_exception(ConnectionError("the bus is unavailable"))
         self._listening.clear()
         self._last.clear()
+        self._early.clear()
         self._watched.clear()
 
     # -- what clients and services ask --------------------------------------------------------

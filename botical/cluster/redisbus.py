@@ -237,11 +237,13 @@ class RedisBus(EventBus):
     async def listen(self, channel: str) -> None:
         await self._pubsub.subscribe(f"{self._keys}:ch:{channel}")
 
-    def unlisten(self, channel: str) -> None:
+    def unlisten(self, channel: str, wanted_again: Callable[[], bool]) -> None:
         if self.healthy:
-            self._spawn(self._unlisten(channel))
+            self._spawn(self._unlisten(channel, wanted_again))
 
-    async def _unlisten(self, channel: str) -> None:
+    async def _unlisten(self, channel: str, wanted_again: Callable[[], bool]) -> None:
+        if wanted_again():
+            return
         with contextlib.suppress(Exception):
             await self._pubsub.unsubscribe(f"{self._keys}:ch:{channel}")
 
