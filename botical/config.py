@@ -7,6 +7,7 @@ environment are comma-separated. Secrets never live in the TOML: it may only nam
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -93,6 +94,24 @@ class BusSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False
+    token_file: str = ""
+    allowed_addresses: tuple[str, ...] = ()
+    port: int = 0
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    enabled: bool = False
+    exporter: str = "otlp"
+    endpoint: str = ""
+    service_name: str = "botical"
+    sample_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
 class ProviderSettings:
     base_url: str = ""
     api_key_env: str = ""
@@ -119,6 +138,8 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     bus: BusSettings = field(default_factory=BusSettings)
     providers: tuple[tuple[str, ProviderSettings], ...] = ()
     source: str = "<defaults>"
@@ -145,6 +166,14 @@ class _Strict(Schema):
 
 def _tuple(value: list[str]) -> tuple[str, ...]:
     return tuple(value)
+
+
+def _network(value: str) -> None:
+    """An address or a network in CIDR notation (`10.0.0.0/8`, `::1`)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise SchemaError("Not an IP address or network.") from None
 
 
 class AuthSchema(_Strict):
@@ -251,6 +280,36 @@ class BusSchema(_Strict):
         return BusSettings(**data)
 
 
+class MetricsSchema(_Strict):
+    enabled = fields.Boolean(load_default=False)
+    token_file = fields.String(load_default="")
+    allowed_addresses = fields.List(fields.String(validate=_network), load_default=list)
+    port = fields.Integer(load_default=0, validate=validate.Range(min=0, max=65535))
+    host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> MetricsSettings:
+        data["allowed_addresses"] = tuple(data["allowed_addresses"])
+        return MetricsSettings(**data)
+
+
+class TracingSchema(_Strict):
+    enabled = fields.Boolean(load_default=False)
+    exporter = fields.String(
+        load_default="otlp", validate=validate.OneOf(["otlp", "console", "none"])
+    )
+    endpoint = fields.String(
+        load_default="",
+        validate=validate.Regexp(r"^(https?://.+)?$", error="Use an http:// or https:// URL"),
+    )
+    service_name = fields.String(load_default="botical", validate=validate.Length(min=1, max=200))
+    sample_ratio = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=1))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> TracingSettings:
+        return TracingSettings(**data)
+
+
 class ProviderSchema(_Strict):
     base_url = fields.String(load_default="")
     api_key_env = fields.String(load_default="")
@@ -285,6 +344,8 @@ class SettingsSchema(_Strict):
     agent = fields.Nested(AgentSchema, load_default=dict)
     tools = fields.Nested(ToolsSchema, load_default=dict)
     websocket = fields.Nested(WebSocketSchema, load_default=dict)
+    metrics = fields.Nested(MetricsSchema, load_default=dict)
+    tracing = fields.Nested(TracingSchema, load_default=dict)
     bus = fields.Nested(BusSchema, load_default=dict)
     providers = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_-]*$")),
