@@ -130,13 +130,13 @@ class Tracing:
             "botical.session_id": session_id,
             "botical.project_id": project_id,
         }
-        try:
-            with _ended(self._span("agent.run", None, attributes)) as span:
-                self._runs[run_id] = span
+        with _ended(self._span("agent.run", None, attributes)) as span:
+            self._runs[run_id] = span
+            try:
                 yield span
-        finally:
-            self._end_step(run_id)
-            self._runs.pop(run_id, None)
+            finally:  # its last step ends within it
+                self._end_step(run_id)
+                self._runs.pop(run_id, None)
 
     def run_ended(self, run_id: str, status: str) -> None:
         """Note how the run ended (completed, cancelled, interrupted, error)."""
