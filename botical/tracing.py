@@ -14,7 +14,6 @@ once: no span, no attribute built. On, the `otel` extra is needed.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -245,8 +244,3 @@ def _exporter(settings: TracingSettings) -> Any:
             ) from None
         return OTLPSpanExporter(endpoint=settings.endpoint or None)
     return None  # "none": only the exporters plugins add
-
-
-def now_ns() -> int:
-    """The clock span start times are given in."""
-    return time.time_ns()

@@ -33,11 +33,13 @@ class MetricsAccess:
     @classmethod
     def from_settings(cls, settings: MetricsSettings) -> MetricsAccess:
         """Read the token (environment, then file); refuse metrics that nothing protects."""
+        if not settings.enabled:
+            return cls()
         access = cls(
             read_secret(TOKEN_ENV, settings.token_file),
             tuple(ipaddress.ip_network(a, strict=False) for a in settings.allowed_addresses),
         )
-        if settings.enabled and not access.token and not access.networks:
+        if not access.token and not access.networks:
             raise ConfigError(
                 "[metrics] enabled needs a token (BOTICAL_METRICS_TOKEN or [metrics] token_file)"
                 " or [metrics] allowed_addresses"

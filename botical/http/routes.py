@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from botical.hookspecs import RegisterRoute, hookimpl
 from botical.http import health
-from botical.http.metrics import MetricsHandler
 from botical.http.methods import MethodHandler, method_routes
+from botical.http.metrics import MetricsHandler
 from botical.methods import MethodSpec
 
 
