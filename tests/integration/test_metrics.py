@@ -134,7 +134,8 @@ async def test_counters_and_histograms_move_with_real_traffic(botical_app, make_
     assert node == [{"node": botical_app.node, "version": node[0]["version"]}]
 
 
-@_with(**OPEN, websocket={"rate_limit": 0.1, "rate_burst": 5, "abuse_limit": 2})
+@_with(**OPEN, websocket={"rate_limit": 0.1, "rate_burst": 5, "abuse_limit": 2,
+                          "max_message_size": 1024})  # fmt: skip
 @pytest.mark.gen_test(timeout=30)
 async def test_closes_are_counted_by_code_and_side(botical_app, make_user, watcher):
     alice = await make_user("alice")
@@ -142,6 +143,9 @@ async def test_closes_are_counted_by_code_and_side(botical_app, make_user, watch
     for n in range(10):
         abuser.send_raw({"type": "request", "id": f"r{n}", "method": "subscriptions.list"})
     assert await abuser.closed() == 4029
+    too_big = await connect(botical_app, alice.token)
+    too_big.send_raw(json.dumps({"type": "ping", "id": "x" * 2000}))
+    assert await too_big.closed() == 1009
     polite = await connect(botical_app, alice.token)
     opened = await scrape(botical_app)
     polite.conn.close(1000)  # the client closes first
@@ -154,8 +158,9 @@ async def test_closes_are_counted_by_code_and_side(botical_app, make_user, watch
 
     assert opened.value("botical_websocket_connections") == 1
     assert after.value("botical_websocket_connections") == 0
-    assert after.value("botical_websocket_connections_opened_total") == 3
+    assert after.value("botical_websocket_connections_opened_total") == 4
     assert after.value("botical_websocket_closes_total", code="4029", by="server") == 1
+    assert after.value("botical_websocket_closes_total", code="1009", by="server") == 1
     assert after.value("botical_websocket_closes_total", code="1000", by="client") == 1
     assert after.value("botical_websocket_closes_total", code="1006", by="none") == 1
     refused = after.value("botical_method_seconds_count", method="subscriptions.list",
