@@ -70,7 +70,7 @@ class MetricsHandler(BaseHandler):
     def get(self) -> None:
         app = self.botical
         if not app.metrics.enabled:
-            raise NotFound("No such route")
+            raise NotFound("Metrics are off ([metrics] enabled = false)")
         access = app.metrics_access
         if not access.allows(self.request.headers.get("Authorization"), self.request.remote_ip):
             if not access.token:

@@ -55,5 +55,5 @@ def test_allowed_addresses_are_checked_when_settings_load():
 
     env = {"BOTICAL_METRICS_ALLOWED_ADDRESSES": "127.0.0.1, 10.0.0.0/8"}
     assert load_settings(environ=env).metrics.allowed_addresses == ("127.0.0.1", "10.0.0.0/8")
-    with pytest.raises(ConfigError, match="metrics.allowed_addresses"):
+    with pytest.raises(ConfigError, match=r"metrics\.allowed_addresses"):
         load_settings(environ={"BOTICAL_METRICS_ALLOWED_ADDRESSES": "localhost"})
