@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 S2_LIMITS = {"rate": 0.70, "p99": 1.5}
+METERED, OFF_NAME = "botical_metrics", "botical"  # bench/run.py --metrics: the same server on
 S4_SLACK = 1.2  # scenario 4's p99 may exceed scenario 2's at the same count by this factor
 # What one stalled connection may cost: its queue bound (4 MiB of characters, the default), the
 # 64 KiB batch handed to Tornado, and a quarter for the allocator.
@@ -125,16 +126,58 @@ def _s5(s5: dict[str, Any]) -> list[dict[str, Any]]:
     return [_check("5: cold start to first connection", median, limit, met, f"{median} s")]
 
 
+def _metered(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The runs of a scenario with the metrics-on server (--metrics) standing as Botical."""
+    return {k: {**r, "botical": r[METERED]} for k, r in scenario.items() if METERED in r}
+
+
+def _with_metered(scenario: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(k, r) for k, r in scenario.items() if METERED in r]
+
+
+def _metered_checks(s: dict[str, Any]) -> list[dict[str, Any]]:
+    found = _s1(_metered(s.get("1", {}))) + _s2(_metered(s.get("2", {})))
+    return [{**c, "target": c["target"] + ", metrics on"} for c in found]
+
+
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of issue 6 that this run measured: value, limit, met."""
     s = results["scenarios"]
     return (
         _s1(s.get("1", {}))
         + _s2(s.get("2", {}))
+        + _metered_checks(s)
         + _s3(s.get("3", {}))
         + _s4(s.get("4", {}), s.get("2", {}))
         + _s5(s.get("5", {}))
     )
+
+
+def _metrics_cost(s: dict[str, Any]) -> str:
+    """Metrics on against off, measured side by side (bench/run.py --metrics)."""
+    rows = []
+    for key, run in _with_metered(s.get("1", {})):
+        on, off = run[METERED], run[OFF_NAME]
+        rows.append(
+            [
+                f"1: {key.replace('_', ' ').replace('get', 'sessions.get')}",
+                f"{off['p50_us']} / {on['p50_us']} us", _ratio(on["p50_us"], off["p50_us"]),
+                f"{off['req_per_s']:,} / {on['req_per_s']:,} req/s",
+                _ratio(on["req_per_s"], off["req_per_s"]),
+            ]
+        )  # fmt: skip
+    for count, run in sorted(_with_metered(s.get("2", {})), key=lambda kv: int(kv[0])):
+        on, off = run[METERED], run[OFF_NAME]
+        rows.append(
+            [
+                f"2: {int(count):,} subscribers",
+                f"{off['p99_ms']} / {on['p99_ms']} ms (p99)", _ratio(on["p99_ms"], off["p99_ms"]),
+                f"{off['deltas_per_s']:,} / {on['deltas_per_s']:,} deltas/s",
+                _ratio(on["deltas_per_s"], off["deltas_per_s"]),
+            ]
+        )  # fmt: skip
+    head = ["figure", "latency off / on", "on / off", "throughput off / on", "on / off"]
+    return _table(head, rows)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -361,6 +404,13 @@ def render(results: dict[str, Any], notes: Path) -> str:
     for key, (title, body) in titles.items():
         if key in s:
             parts.append(f"## {title}\n\n{body()}\n")
+    if _metered(s.get("1", {})) or _metered(s.get("2", {})):
+        parts.append(
+            "## Metrics on against off (`--metrics`)\n\nThe same Botical with `[metrics] "
+            "enabled`, on the same data directory, measured in the same blocks:\n\n"
+            + _metrics_cost(s)
+            + "\n"
+        )
     parts.append(
         "## Is the load generator the bottleneck?\n\nCPU used over each measured span, as a "
         "share of one core (2 cores in all):\n\n"

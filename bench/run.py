@@ -3,6 +3,8 @@
     .venv/bin/python bench/run.py                 everything, a few minutes (`make bench`)
     .venv/bin/python bench/run.py --quick         a smoke run of every scenario (seconds)
     .venv/bin/python bench/run.py --scenario 1,2  only some scenarios
+    .venv/bin/python bench/run.py --scenario 1,2 --metrics --out bench/results-metrics.json --md ''
+                                                  1 and 2 also against a Botical with metrics on
 
 Starts `botical serve` (temporary data directory, bench/botical-bench.toml, the bench plugin
 in bench/plugin/) and bench/baseline_server.py, prepares a user, token, project and a session
@@ -87,6 +89,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--generators", type=int, default=1, help="scenario 2: load-generator processes (check)"
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="scenarios 1 and 2: also a Botical with [metrics] enabled, side by side",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args(argv)
 
@@ -138,6 +145,14 @@ class Bench:
         self.data_dir = tmp / "data"
         self.botical = BoticalServer(self.data_dir, tmp / "botical.log")
         self.baseline = BaselineServer(tmp / "responses.json", tmp / "baseline.log")
+        # The same server with metrics on, on the same data directory (--metrics): scenarios 1
+        # and 2 measure it in the same blocks as the other two, so its cost is a ratio.
+        self.metered = BoticalServer(
+            self.data_dir,
+            tmp / "botical-metrics.log",
+            BOTICAL_METRICS_ENABLED="true",
+            BOTICAL_METRICS_ALLOWED_ADDRESSES="127.0.0.1",
+        )
         self.commands: list[str] = []
         self.token = self.project = self.session = ""
 
@@ -168,6 +183,9 @@ class Bench:
         self.baseline.responses.write_text(json.dumps({"sessions.get": full}))
         await self.baseline.start()
         self.commands.append(self.baseline.command)
+        if self.args.metrics:
+            await self.metered.start(self.token)
+            self.commands.append(self.metered.command)
 
     async def cli(self, *args: str) -> str:
         self.commands.append(f"botical {' '.join(args)} --data-dir $TMP/data")
@@ -181,6 +199,20 @@ class Bench:
             {**common, "name": "botical", "kind": "botical", "port": self.botical.port,
              "path": self.botical.path, "pid": self.botical.pid},
         ]  # fmt: skip
+
+    def metered_targets(self) -> list[dict[str, Any]]:
+        """The targets, and with --metrics the server with metrics on as `botical_metrics`."""
+        if not self.args.metrics:
+            return self.targets()
+        metered = {"name": "botical_metrics", "port": self.metered.port, "pid": self.metered.pid}
+        return [*self.targets(), {**self.targets()[1], **metered}]
+
+    async def scrape(self, after: str, results: dict[str, Any]) -> None:
+        """With --metrics: a few totals of the metered server, proof that it counted."""
+        if self.args.metrics:
+            results.setdefault("metrics_scraped", {})[after] = await servers.scrape(
+                self.metered.port
+            )
 
     async def loadgen(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Run one load-generator process on `spec` and return its JSON result."""
@@ -206,6 +238,7 @@ class Bench:
         for kind in ("ping", "get"):
             for mode, depth in (("serial", 1), ("pipelined", p["depth"])):
                 spec = {**p, "scenario": "roundtrip", "kind": kind, "depth": depth}
+                spec["targets"] = self.metered_targets()
                 log(f"scenario 1: {kind} {mode}")
                 out[f"{kind}_{mode}"] = await self.loadgen(spec)
         # For information (no target): the same reads with Botical's read and role caches off,
@@ -238,6 +271,7 @@ class Bench:
             log(f"scenario 2: {count} subscribers")
             repeats = p["repeat"] if count <= 100 else 1  # 1,000 takes a minute a run
             spec = {**p, "scenario": "fanout", "subscribers": count, "repeats": repeats}
+            spec["targets"] = self.metered_targets()
             out[str(count)] = await self.loadgen(spec)
         return out
 
@@ -302,6 +336,7 @@ class Bench:
     async def stop(self) -> None:
         await self.botical.stop()
         await self.baseline.stop()
+        await self.metered.stop()
 
 
 class Worker:
@@ -359,6 +394,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await bench.prepare()
         for number in sorted(wanted, key=ORDER.index):
             results["scenarios"][str(number)] = await getattr(bench, f"scenario_{number}")()
+            if number in (1, 2):
+                await bench.scrape(f"scenario {number}", results)
     finally:
         await bench.stop()
         results["commands"] = bench.commands

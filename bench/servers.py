@@ -131,6 +131,32 @@ class BoticalServer(Server):
         )
 
 
+async def scrape(port: int) -> dict[str, float]:
+    """Totals of a few counters from a Botical's /metrics (allowed from 127.0.0.1)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def read() -> str:
+        with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
+            return resp.read().decode()
+
+    wanted = (
+        "botical_websocket_frames_in_total",
+        "botical_websocket_frames_out_total",
+        "botical_events_delivered_total",
+        "botical_websocket_deltas_merged_total",
+        "botical_method_seconds_count",
+        "botical_bus_deliver_seconds_count",
+    )
+    totals = dict.fromkeys(wanted, 0.0)
+    for family in text_string_to_metric_families(await asyncio.to_thread(read)):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals
+
+
 class BaselineServer(Server):
     def __init__(self, responses: Path, log_path: Path) -> None:
         super().__init__(log_path)

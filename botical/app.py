@@ -17,6 +17,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+import botical
 from botical.agent.catalog import Catalog
 from botical.agent.providers.base import Provider, ProviderConfig
 from botical.agent.providers.check import check_models
@@ -33,9 +34,11 @@ from botical.db import Database
 from botical.db.migrations import migrate
 from botical.http.base import NotFoundHandler, log_request
 from botical.http.bodylimit import DRAIN_LIMIT, BodyLimit
+from botical.http.metrics import MetricsAccess, metrics_web_app
 from botical.ids import new_id
 from botical.methods import MethodSpec, Scope, methods_of
 from botical.methods.dispatch import Dispatcher
+from botical.metrics import Metrics
 from botical.plugins import (
     DEFAULT_PLUGINS,
     Registration,
@@ -57,6 +60,7 @@ from botical.services.users import UserService
 from botical.tools.base import Tool
 from botical.tools.mcp import McpServers
 from botical.tools.toolbox import Toolbox
+from botical.tracing import Tracing
 from botical.websocket.broadcaster import ChannelKind, ChannelRouter
 from botical.websocket.connections import ConnectionRegistry
 from botical.websocket.frames import FrameHandler
@@ -172,6 +176,7 @@ class Botical:
     dispatcher: Dispatcher
     lifecycle: ConnectionService
     frames: FrameHandler
+    metrics_access: MetricsAccess
 
     def __init__(self, settings: Settings, plugins: tuple[object, ...] = ()) -> None:
         self.settings = settings
@@ -180,20 +185,27 @@ class Botical:
         self.registries: dict[str, Registry] = {}
         self.port: int | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
+        self._metrics_server: tornado.httpserver.HTTPServer | None = None
         self._opened = False
+        self.metrics = Metrics.create(settings.metrics.enabled)  # this app's registry
+        self.tracing = Tracing.create(settings.tracing)  # this app's tracer provider
 
     async def open(self) -> None:
         """Prepare storage and services, without serving (the CLI stops here)."""
         data_dir = prepare_data_dir(self.settings.data_path)
-        self.db = Database(self.settings.effective_database_url, self.settings.database_workers)
+        settings = self.settings
+        self.metrics_access = MetricsAccess.from_settings(settings.metrics)
+        self.db = Database(settings.effective_database_url, settings.database_workers, self.metrics)
         await self.db.run(migrate, self.db.peewee)
-        secret = read_secret(SECRET_ENV, self.settings.auth.secret_file)
+        secret = read_secret(SECRET_ENV, settings.auth.secret_file)
         self.bus = self.pm.hook.botical_bus_backend(app=self) or EventBus()
+        self.bus.metrics = self.metrics  # before the broadcaster, which counts with it
         self._collect_registries()
         self._open_auth(load_or_create_secret(secret, data_dir))
         self._open_services()
         self._open_agents()
         self._open_realtime()
+        self._watch()
         self._opened = True
 
     def _collect_registries(self) -> None:
@@ -271,6 +283,16 @@ class Botical:
         self.lifecycle = ConnectionService(self)
         self.frames = FrameHandler(self)
 
+    def _watch(self) -> None:
+        """Gauges read when /metrics is scraped."""
+        metrics = self.metrics
+        metrics.info(self.node, botical.__version__)
+        connections, approvals = self.connections, self.approvals
+        metrics.gauge("websocket_connections", "WebSocket connections open.", connections.__len__)
+        metrics.gauge(
+            "approvals_waiting", "Tool calls waiting for an approval.", lambda: approvals.waiting
+        )
+
     def make_web_app(self) -> tornado.web.Application:
         """The Tornado application with every registered route."""
         routes = [reg.value for reg in self.registries["routes"]]
@@ -287,8 +309,9 @@ class Botical:
             websocket_max_message_size=ws.max_message_size,
         )
 
-    async def start(self, sockets: list[socket.socket] | None = None) -> None:
-        """Open storage, run start-up hooks and listen on the configured host and port."""
+    async def start(self, sockets: list[socket.socket] | None = None, worker: int = 0) -> None:
+        """Open storage, run start-up hooks and listen on the configured host and port (and
+        on the metrics port, if any: `worker` is this process's number among the workers)."""
         if not self._opened:
             await self.open()
         self.web = self.make_web_app()
@@ -310,6 +333,17 @@ class Botical:
         self._server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         log.info("Botical listening on http://%s:%s", self.settings.host, self.port)
+        self._listen_metrics(worker)
+
+    def _listen_metrics(self, worker: int) -> None:
+        """/metrics on a port of its own, one per worker (`[metrics] port` + worker number),
+        so that each worker of `serve --workers N` can be scraped."""
+        conf = self.settings.metrics
+        if not (conf.enabled and conf.port):
+            return
+        self._metrics_server = tornado.httpserver.HTTPServer(metrics_web_app(self))
+        self._metrics_server.listen(conf.port + worker, conf.host)
+        log.info("metrics on http://%s:%s/metrics", conf.host, conf.port + worker)
 
     async def stop(self) -> None:
         """Stop accepting, close connections, run shutdown hooks and close the database."""
@@ -327,6 +361,9 @@ class Botical:
             except TimeoutError:
                 log.warning("connections still open after %.1fs; closing anyway", timeout)
             self._server = None
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+            self._metrics_server = None
         for result in self.pm.hook.botical_shutdown(app=self):
             try:
                 await asyncio.wait_for(await_me_maybe(result), timeout)
@@ -340,6 +377,7 @@ class Botical:
                     await close()
             await self.bus.stop()
             self.db.close()
+            self.tracing.shutdown()  # exports the last spans (on a worker thread's clock)
             self._opened = False
 
     @property

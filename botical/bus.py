@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botical.db.database import now_ms
+from botical.metrics import DISABLED, Metrics
 
 if TYPE_CHECKING:
     from botical.config import WebSocketSettings
@@ -50,6 +52,7 @@ class EventBus:
 
     name = "memory"
     shared = False  # whether other nodes share this bus (and its channels)
+    metrics: Metrics = DISABLED  # the app's, given before its broadcaster is made
 
     def __init__(self) -> None:
         self._exact: dict[str, list[tuple[Handler, bool]]] = {}
@@ -92,6 +95,9 @@ class EventBus:
     def deliver(self, event: Event, remote: bool = False) -> None:
         """Call the subscribers of an event of this node (or, `remote`, the cluster-wide
         subscribers of an event from another node)."""
+        started = time.perf_counter()
+        if not remote:
+            self.metrics.published(event.name).inc()
         for handler in self._handlers(event.name, remote):
             try:
                 result = handler(event)
@@ -100,6 +106,7 @@ class EventBus:
                 continue
             if inspect.isawaitable(result):
                 self._track(result, event.name)
+        self.metrics.bus_deliver.observe(time.perf_counter() - started)
 
     def _track(self, awaitable: Awaitable[None], name: str) -> None:
         async def guarded() -> None:

@@ -104,10 +104,13 @@ async def _with_app(settings: Settings, work: Callable[[Botical], Awaitable[Any]
         await app.stop()
 
 
-async def _serve(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
-    """Serve until SIGINT or SIGTERM: one process, or one worker of several (`sockets`)."""
+async def _serve(
+    settings: Settings, sockets: list[socket.socket] | None = None, worker: int = 0
+) -> None:
+    """Serve until SIGINT or SIGTERM: one process, or worker number `worker` of several
+    (`sockets`)."""
     app = Botical(settings)
-    await app.start(sockets)
+    await app.start(sockets, worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -144,11 +147,11 @@ def _serve_workers(settings: Settings) -> int:
     sockets = workers.bind(settings)
     port = sockets[0].getsockname()[1]
     asyncio.run(_with_app(settings, lambda app: _welcome_user(app, port)))
-    return workers.run_workers(settings, sockets, lambda n: _worker(settings, sockets))
+    return workers.run_workers(settings, sockets, lambda n: _worker(settings, sockets, n))
 
 
-def _worker(settings: Settings, sockets: list[socket.socket]) -> int:
-    asyncio.run(_serve(settings, sockets))
+def _worker(settings: Settings, sockets: list[socket.socket], number: int) -> int:
+    asyncio.run(_serve(settings, sockets, number))
     return 0
 
 

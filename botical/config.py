@@ -8,6 +8,7 @@ environment are comma-separated. Secrets never live in the TOML: it may only nam
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import typing
@@ -34,6 +35,14 @@ def setting(default: Any, *checks: Any, table: Any = None, required: bool = Fals
 
 
 Range, Length, OneOf = validate.Range, validate.Length, validate.OneOf
+
+
+def _network(value: str) -> None:
+    """An address or a network in CIDR notation (`10.0.0.0/8`, `::1`)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise SchemaError("Not an IP address or network.") from None
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,26 @@ class BusSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False
+    token_file: str = ""
+    allowed_addresses: tuple[str, ...] = setting((), _network)
+    port: int = setting(0, Range(min=0, max=65535))
+    host: str = setting("127.0.0.1", Length(min=1))
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    enabled: bool = False
+    exporter: str = setting("otlp", OneOf(["otlp", "console", "none"]))
+    endpoint: str = setting(
+        "", validate.Regexp(r"^(https?://.+)?$", error="Use an http:// or https:// URL")
+    )
+    service_name: str = setting("botical", Length(min=1, max=200))
+    sample_ratio: float = setting(1.0, Range(min=0, max=1))
+
+
+@dataclass(frozen=True)
 class ProviderSettings:
     base_url: str = ""
     api_key_env: str = ""
@@ -153,6 +182,8 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     bus: BusSettings = field(default_factory=BusSettings)
     providers: tuple[tuple[str, ProviderSettings], ...] = setting(
         (), table=validate.Regexp(r"^[a-z][a-z0-9_-]*$")
@@ -176,6 +207,7 @@ class Settings:
 
 
 _SCALARS: dict[Any, type[fields.Field]] = {
+    bool: fields.Boolean,
     str: fields.String,
     int: fields.Integer,
     float: fields.Float,
@@ -219,8 +251,8 @@ def _field(kind: Any, item: dataclasses.Field[Any]) -> fields.Field:
         values = schema_for(typing.get_args(typing.get_args(kind)[0])[1])
         keys = fields.String(validate=item.metadata["table"])
         return fields.Dict(keys=keys, values=fields.Nested(values), load_default=dict)
-    if typing.get_origin(kind) is tuple:  # tuple[str, ...]
-        return fields.List(fields.String(), load_default=list)
+    if typing.get_origin(kind) is tuple:  # tuple[str, ...]: the checks are of each item
+        return fields.List(fields.String(validate=checks), load_default=list)
     optional = type(None) in typing.get_args(kind)
     if optional:  # `float | None`: a float, or nothing
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
@@ -317,6 +349,16 @@ def _record_sources(data: dict[str, Any], origin: str, sources: dict[str, str], 
         sources[dotted] = origin
 
 
+def _source(key: str, sources: dict[str, str], origin: str) -> str:
+    """Where the value of `key` (or of the nearest key above it: a list's item) came from."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        found = sources.get(".".join(parts[:end]))
+        if found is not None:
+            return found
+    return origin
+
+
 def _no_password_in_file(data: dict[str, Any], sources: dict[str, str]) -> None:
     """A password may reach `[bus] url` only from the environment (BOTICAL_BUS_URL)."""
     url = data.get("bus", {}).get("url")
@@ -355,8 +397,7 @@ def load_settings(
         settings = SettingsSchema().load(data)
     except SchemaError as exc:
         problems = [
-            f"{sources.get(key, sources.get(key.split('.')[0], origin))}: {key}: {msg}"
-            for key, msg in _flatten(exc.messages)
+            f"{_source(key, sources, origin)}: {key}: {msg}" for key, msg in _flatten(exc.messages)
         ]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
     return replace(settings, source=origin)

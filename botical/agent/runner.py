@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import Context
 from typing import Any
 
 from botical.agent import queue
@@ -234,8 +235,12 @@ class Runner:
             if run.id == run_id:
                 run.stop(reason=reason)
 
-    def _launch(self, run: Run, question_id: str, resolve: Resolve) -> None:
-        run.task = asyncio.create_task(self._guarded(run, question_id, resolve))
+    def _launch(
+        self, run: Run, question_id: str, resolve: Resolve, context: Context | None = None
+    ) -> None:
+        """Start the run's task, in the context of the request that asked for it (its trace),
+        or in `context`."""
+        run.task = asyncio.create_task(self._guarded(run, question_id, resolve), context=context)
         run.task.add_done_callback(lambda task: self._never_started(task, run))
 
     def _never_started(self, task: asyncio.Task[None], run: Run) -> None:
@@ -286,7 +291,8 @@ class Runner:
             self.messages.announce(message, project_id, created=False)
             identity = _sender(outcome.user, message["id"])
             run = self._register(Run(message["runId"], session_id, project_id, identity))
-            self._launch(run, message["id"], self._resolver(run, message))
+            # A fresh context: not the ended run's, whose trace this message is no part of
+            self._launch(run, message["id"], self._resolver(run, message), Context())
 
     def _resolver(self, run: Run, message: dict[str, Any]) -> Resolve:
         """The agent and model a waiting message was sent with, or the built-in default agent

@@ -123,6 +123,11 @@ class Steps:
 
     async def execute(self, run: Run, user_message_id: str, config: AgentConfig, ref: str) -> str:
         """Run the steps and record how the run ended; return the final agent status."""
+        app = self.tool_services
+        with app.metrics.running(), app.tracing.run(run.id, run.session_id, run.project_id):
+            return await self._execute(run, user_message_id, config, ref)
+
+    async def _execute(self, run: Run, user_message_id: str, config: AgentConfig, ref: str) -> str:
         creating = asyncio.ensure_future(
             self.messages.create_assistant(
                 run.project_id, run.session_id, user_message_id, run.id, config.name, ref
@@ -177,10 +182,12 @@ class Steps:
         turns = await self.db.run(load_history, run.session_id, user_message_id)
         workspace = Path(project["path"]) if project["path"] else None
         for step in range(1, config.max_steps + 1):
+            self.tool_services.tracing.step(run.id, step)
             await recorder.add("step_start", None, {"step": step})
             self.status(run, "thinking")
             request = ModelRequest(split_model(ref)[1], config.prompt, tuple(turns), specs)
-            calls, finish = await self._stream(run, provider, request, recorder)
+            streamed = self._stream(run, provider, request, recorder)
+            calls, finish = await self.tool_services.tracing.provider_call(run.id, ref, streamed)
             await recorder.add(
                 "step_finish",
                 None,
@@ -266,6 +273,8 @@ class Steps:
         reason: str,
         error: dict[str, Any] | None = None,
     ) -> None:
+        self.tool_services.metrics.runs(status).inc()
+        self.tool_services.tracing.run_ended(run.id, status)
         await recorder.close_open(status)
         for part in recorder.parts:
             if part["type"] == "tool_call" and part["status"] in OPEN_CALL_STATUSES:

@@ -40,7 +40,11 @@ class ToolCaller:
 
     async def call(self, call: ToolCallRequest, part: dict[str, Any]) -> ToolResult:
         """Decide on one call, run it if allowed, and record its status and result."""
-        status, result = await self._decide_and_execute(call, part)
+        app, known = self.services, call.name in self.tools
+        with app.tracing.tool_call(self.run.id, call.name) as span:
+            status, result = await self._decide_and_execute(call, part)
+            app.tracing.note(span, "botical.tool.outcome", status)
+        app.metrics.tool_calls(call.name if known else "(unknown)", status).inc()
         await self.recorder.update(part, status=status)
         await self.recorder.add(
             "tool_result",

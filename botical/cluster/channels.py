@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -81,8 +82,11 @@ class RedisBroadcaster(ChannelRouter):
             batch = [await self._outbox.get()]
             while not self._outbox.empty() and len(batch) < PUBLISH_BATCH:
                 batch.append(self._outbox.get_nowait())
+            started = time.perf_counter()
             try:
                 await self.redis_bus.publish_batch(batch, self._history)
+                self.metrics.bus_batch.observe(time.perf_counter() - started)
+                self.metrics.bus_sent.inc(len(batch))
             except Exception as exc:  # never crash the node: it is unhealthy until Redis returns
                 self.redis_bus.lost(exc, dropped=len(batch))
 
@@ -106,6 +110,7 @@ class RedisBroadcaster(ChannelRouter):
             if channel not in self._watched:
                 self._stop_listening(channel)
             return
+        self.metrics.fanned_out(len(subscribers))
         kind, rest = body.split("\n", 1)
         if kind == "d":
             part_id, header, delta = rest.split("\n", 2)
@@ -176,6 +181,7 @@ class RedisBroadcaster(ChannelRouter):
             if since is not None:
                 missed = await self._missed_from_history(channel, since)
                 if missed is not None:
+                    self.metrics.fanned_out(len(missed))
                     for seq, body in missed:
                         _send_replayed(connection, channel, seq, body)
                     recovered = True

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import peewee
 from playhouse import db_url
 
+from botical.metrics import DISABLED, Metrics
+
 log = logging.getLogger(__name__)
 database = peewee.DatabaseProxy()
 T = TypeVar("T")
@@ -125,8 +127,9 @@ class Prepared:
 class Database:
     """A bound database and the executor all of its queries run on."""
 
-    def __init__(self, url: str, workers: int = 4) -> None:
+    def __init__(self, url: str, workers: int = 4, metrics: Metrics = DISABLED) -> None:
         self.url = url
+        self._run_seconds, self._atomic_seconds = metrics.database_run, metrics.database_atomic
         self.peewee = connect_url(url)
         self.is_sqlite = isinstance(self.peewee, peewee.SqliteDatabase)
         self.workers = 1 if self.is_sqlite else workers
@@ -155,13 +158,21 @@ class Database:
         """Run `fn(*args, **kwargs)` on the database executor and return its result."""
         loop = asyncio.get_running_loop()
         call = functools.partial(self._call, fn, args, kwargs)
-        return await loop.run_in_executor(self._executor, call)
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        finally:
+            self._run_seconds.observe(time.perf_counter() - started)
 
     async def atomic(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn` inside one transaction on the executor; it commits before this returns."""
         loop = asyncio.get_running_loop()
         call = functools.partial(self._call_atomic, fn, args, kwargs)
-        return await loop.run_in_executor(self._executor, call)
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        finally:
+            self._atomic_seconds.observe(time.perf_counter() - started)
 
     def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn` on the executor from synchronous code (the CLI) and wait for it."""

@@ -1,5 +1,5 @@
 """The built-in REST routes, registered like any plugin's: the console, health, the plugin
-listing, and a route for every method that declares one (`@method(..., rest=...)`)."""
+listing, /metrics, and a route for every method that declares one (`@method(..., rest=...)`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from botical.hookspecs import RegisterRoute, hookimpl
 from botical.http import health
 from botical.http.methods import MethodHandler, method_routes
+from botical.http.metrics import MetricsHandler
 from botical.methods import MethodSpec
 
 
@@ -18,5 +19,6 @@ def botical_register_routes(register: RegisterRoute, methods: Mapping[str, Metho
     register(r"/health", health.HealthHandler)
     register(r"/health/ready", health.ReadyHandler)
     register(r"/-/plugins", health.PluginsHandler)
+    register(r"/metrics", MetricsHandler)  # 404 unless [metrics] enabled
     for pattern, verbs in method_routes(methods.values()):
         register(pattern, MethodHandler, {"methods": verbs})

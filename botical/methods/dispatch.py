@@ -7,6 +7,7 @@ normal one awaits the database where it must; `answer_now` runs the very same co
 
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from botical.app import Botical
     from botical.websocket.connections import Connection
 
+UNKNOWN_METHOD = "(unknown)"  # the method label of a request for a method that does not exist
 Access = tuple[str | None, Role | None]  # the authorized project and the caller's role in it
 
 
@@ -77,7 +79,22 @@ class Dispatcher:
     async def call(
         self, identity: Identity, name: str, params: Any, connection: Connection | None = None
     ) -> Any:
-        """Validate, authorize and run one request; errors are raised as BoticalError."""
+        """Validate, authorize and run one request, timed (metrics) and traced; errors are
+        raised as BoticalError. A request without a connection came by REST."""
+        transport = "rest" if connection is None else "websocket"
+        method = name if name in self.methods else UNKNOWN_METHOD  # no label for any name
+        tracing = self.app.tracing
+        with (
+            self.app.metrics.request(method, transport),
+            tracing.request(method, transport) as span,
+        ):
+            result = await self._call(identity, name, params, connection)
+            tracing.answered(span, result)
+        return result
+
+    async def _call(
+        self, identity: Identity, name: str, params: Any, connection: Connection | None
+    ) -> Any:
         spec = self.methods.get(name)
         if spec is None:
             raise MethodNotFound(f"Unknown method {name!r}")
@@ -97,6 +114,7 @@ class Dispatcher:
         `cached_only`). It spares a task, a loop iteration and a timeout per request: a
         repeated `sessions.get` answers at the cost of a `ping` plus its size.
         """
+        started, started_ns = time.perf_counter(), time.time_ns()
         spec = self.methods.get(name)
         quick = self._quick.get(name)
         if spec is None or spec.now is None or quick is None or not isinstance(params, dict):
@@ -108,7 +126,13 @@ class Dispatcher:
         if access is None:
             return None
         ctx = MethodContext(self.app, identity, connection, access[1], access[0])
-        return spec.now(ctx, args)
+        result = spec.now(ctx, args)
+        if result is not None:
+            self.app.metrics.requests(name, "websocket", "ok").observe(
+                time.perf_counter() - started
+            )
+            self.app.tracing.answered_now(name, "websocket", started_ns)
+        return result
 
 
 def _without_waiting(coroutine: Coroutine[Any, Any, Access]) -> Access | None:

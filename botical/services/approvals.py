@@ -48,6 +48,11 @@ class ApprovalService:
         # A run waits on the node that runs it; the answer may come through any node.
         bus.subscribe("tool.approval_resolved", self._resolved, cluster=True)
 
+    @property
+    def waiting(self) -> int:
+        """How many approvals runs of this node wait for."""
+        return len(self._waiters)
+
     def _resolved(self, event: Event) -> None:
         approval = event.data["approval"]
         future = self._waiters.get(approval["id"])

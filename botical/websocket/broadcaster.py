@@ -77,6 +77,7 @@ class ChannelRouter:
         self.kinds = {k.prefix: k for k in kinds}
         self.listeners: list[Callable[[str], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
+        self.metrics = bus.metrics
 
     @property
     def epoch(self) -> str:
@@ -183,7 +184,9 @@ class Broadcaster(ChannelRouter):
             if live is not None and live.pop(closed, None) is not None and not live:
                 del self._live[channel]
         self._notify(channel)
-        for connection in self._registry.subscribers(channel):
+        subscribers = self._registry.subscribers(channel)
+        self.metrics.fanned_out(len(subscribers))
+        for connection in subscribers:
             connection.send(text)
 
     def _deliver_delta(self, channel: str, part_id: str, header: str, delta: str) -> None:
@@ -192,7 +195,9 @@ class Broadcaster(ChannelRouter):
         self._remember(channel, _Buffered(seq, text, (part_id, header, delta)))
         self._live.setdefault(channel, {}).setdefault(part_id, []).append(delta)
         self._notify(channel)
-        for connection in self._registry.subscribers(channel):
+        subscribers = self._registry.subscribers(channel)
+        self.metrics.fanned_out(len(subscribers))
+        for connection in subscribers:
             connection.send_delta(channel, part_id, header, delta, seq, text)
 
     async def subscribe(self, connection: Connection, channel: str, since: int | None) -> bool:
@@ -261,6 +266,7 @@ class Broadcaster(ChannelRouter):
         if since is not None:
             missed = self._missed(channel, since)
             if missed is not None:
+                self.metrics.fanned_out(len(missed))
                 for item in missed:
                     if item.delta:
                         part_id, header, delta = item.delta

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from botical.auth.identity import Identity
 from botical.config import WebSocketSettings
+from botical.metrics import OFF, Instrument
 from botical.websocket.protocol import CLOSE_TOO_SLOW, delta_frame
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class Connection:
         identity: Identity,
         transport: Transport,
         limits: WebSocketSettings,
+        merged: Instrument = OFF,
     ) -> None:
         self.id = connection_id
+        self._merged = merged  # counts the deltas merged because this client fell behind
         self.identity = identity
         self.transport = transport
         self.limits = limits
@@ -132,6 +135,7 @@ class Connection:
             tail.text = None
             tail.size += len(delta)
             self._bytes += len(delta)
+            self._merged.inc()
             self._check_bounds()
             return
         self._enqueue(OutFrame(text, len(text), channel, part_id, header_json, delta, seq, seq))

@@ -24,18 +24,27 @@ class FrameHandler:
         self.app = app
         self.dispatcher = app.dispatcher
         self.limits = app.settings.websocket
+        self.metrics = metrics = app.metrics
+        self._frames_in = {kind: metrics.frames_in(kind) for kind in protocol.FRAME_SCHEMAS}
+        self._broken = metrics.frames_in("invalid")
 
     def receive(self, connection: Connection, message: str | bytes) -> None:
         """Handle one inbound frame."""
         if isinstance(message, bytes):
-            connection.send(protocol.error_response(None, InvalidFrame("Use text frames")))
+            self.metrics.frames_in("binary").inc()
+            self._respond(
+                connection, protocol.error_response(None, InvalidFrame("Use text frames"))
+            )
             return
         try:
             frame = protocol.parse_frame(message)
         except BoticalError as exc:
-            connection.send(protocol.error_response(protocol.frame_id_of(exc), exc))
+            self._broken.inc()
+            self._respond(connection, protocol.error_response(protocol.frame_id_of(exc), exc))
             return
+        self._frames_in[frame["type"]].inc()
         if frame["type"] == "ping":
+            self.metrics.pongs.inc()
             connection.send(protocol.pong(frame.get("id")))
             return
         if not self._admit(connection, frame):
@@ -45,6 +54,10 @@ class FrameHandler:
         task = asyncio.create_task(self._handle(connection, frame))
         connection.inflight.add(task)
         task.add_done_callback(connection.inflight.discard)
+
+    def _respond(self, connection: Connection, text: str) -> None:
+        self.metrics.responses.inc()
+        connection.send(text)
 
     def _answered_now(self, connection: Connection, frame: dict[str, Any]) -> bool:
         try:
@@ -56,7 +69,7 @@ class FrameHandler:
             return False
         if result is None:
             return False
-        connection.send(protocol.response(frame["id"], result))
+        self._respond(connection, protocol.response(frame["id"], result))
         return True
 
     def _admit(self, connection: Connection, frame: dict[str, Any]) -> bool:
@@ -73,7 +86,7 @@ class FrameHandler:
         if connection.rejected > self.limits.abuse_limit:
             connection.close(protocol.CLOSE_ABUSE, "Rate limit abuse")
         else:
-            connection.send(protocol.error_response(frame.get("id"), error))
+            self._respond(connection, protocol.error_response(frame.get("id"), error))
         return False
 
     async def _handle(self, connection: Connection, frame: dict[str, Any]) -> None:
@@ -82,19 +95,22 @@ class FrameHandler:
             async with asyncio.timeout(self.limits.request_timeout):
                 result = await self._dispatch(connection, frame)
         except BoticalError as exc:
-            connection.send(protocol.error_response(frame_id, exc))
+            self._respond(connection, protocol.error_response(frame_id, exc))
             return
         except TimeoutError:
-            connection.send(protocol.error_response(frame_id, Timeout("Request timed out")))
+            self._respond(
+                connection, protocol.error_response(frame_id, Timeout("Request timed out"))
+            )
             return
         except Exception:
             log.exception("request %s failed on connection %s", frame.get("method"), connection.id)
-            connection.send(protocol.error_response(frame_id, internal_error()))
+            self._respond(connection, protocol.error_response(frame_id, internal_error()))
             return
         if frame["type"] == "request" or frame_id is not None:
-            connection.send(protocol.response(frame_id, result))
+            self._respond(connection, protocol.response(frame_id, result))
         elif frame["type"] == "subscribe":
             for item in result["rejected"]:
+                self.metrics.events_out.inc()
                 connection.send(protocol.connection_event("subscription.rejected", item))
 
     async def _dispatch(self, connection: Connection, frame: dict[str, Any]) -> Any:

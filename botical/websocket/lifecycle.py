@@ -72,6 +72,7 @@ class ConnectionService:
                 await authorize_channel(self.app, connection.identity, kinds, channel)
             except BoticalError as exc:
                 self.app.connections.unsubscribe(connection, channel)
+                self.app.metrics.events_out.inc()
                 connection.send(
                     protocol.connection_event(
                         "subscription.revoked", {"channel": channel, "error": exc.to_payload()}
@@ -103,7 +104,9 @@ class ConnectionService:
         """Register an authenticated socket, greet it, and close it when its token expires."""
         self.app.connections.add(connection)
         self.app.bus.connection_counted(connection.user_id, 1)
+        self.app.metrics.opened.inc()
         connection.start()
+        self.app.metrics.events_out.inc()
         connection.send(self.ready_frame(connection))
         expires = connection.identity.expires_at
         if expires is not None:
@@ -157,6 +160,7 @@ class ConnectionService:
         notice = protocol.connection_event(
             "connection.closing", {"reason": "shutdown", "reconnect": True}
         )
+        self.app.metrics.events_out.inc(len(connections))
         for connection in connections:
             connection.send(notice)
         if connections:

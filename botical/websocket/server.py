@@ -23,6 +23,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     """`GET /ws`: authenticate, then upgrade; then frames in, frames out."""
 
     connection: Connection | None = None
+    _protocol: Any = None  # kept: Tornado forgets it before on_close, which reads its code
 
     @property
     def app(self) -> Botical:
@@ -65,13 +66,16 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         return None  # frames are small and many; deflate would cost more than it saves
 
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
-        return wire.strict(super().get_websocket_protocol())  # close codes for broken frames
+        self._protocol = wire.strict(super().get_websocket_protocol())  # close codes, kept
+        return self._protocol
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)  # small frames must not wait for the client's delayed ACK
-        limits = self.app.settings.websocket
-        self.connection = Connection(new_id("conn"), self.identity, self, limits)
-        self.app.lifecycle.opened(self.connection)
+        app = self.app
+        self.connection = Connection(
+            new_id("conn"), self.identity, self, app.settings.websocket, app.metrics.merged
+        )
+        app.lifecycle.opened(self.connection)
 
     def writing(self) -> bool:
         """Whether Tornado still holds bytes of this socket that the kernel has not taken."""
@@ -84,6 +88,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         if self.connection is not None:
+            self.app.metrics.closed(*wire.closed_by(self._protocol))
             self.app.lifecycle.closed(self.connection)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

@@ -37,6 +37,13 @@ class StrictProtocol13(WebSocketProtocol13):
     """WebSocketProtocol13 that answers protocol violations with a close code."""
 
     _header_next = False
+    sent_close: int | None = None  # the code this side closed with, if it closed first
+    close_received = False  # whether the client sent a close frame
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self.server_terminated and not self.client_terminated:
+            self.sent_close = code if code is not None else 1000 if reason else 1005
+        super().close(code, reason)
 
     async def _receive_frame(self) -> None:
         self._header_next = True
@@ -86,6 +93,8 @@ class StrictProtocol13(WebSocketProtocol13):
         if opcode == _CLOSE and (problem := _close_problem(data)) is not None:
             self._fail(*problem)
             return None
+        if opcode == _CLOSE:
+            self.close_received = True  # Tornado's own flag is also set when TCP just drops
         return super()._handle_message(opcode, data)
 
     def _run_callback(self, callback: Callable, *args: Any, **kwargs: Any) -> Future[Any] | None:
@@ -120,6 +129,18 @@ def _close_problem(payload: bytes) -> tuple[int, str] | None:
     except UnicodeDecodeError:
         return CLOSE_INVALID_DATA, "Close reason is not valid UTF-8"
     return None
+
+
+def closed_by(protocol: WebSocketProtocol | None) -> tuple[int, str]:
+    """How a connection ended: the code of the first close frame and who sent it (`server`,
+    `client`), or (1006, `none`) when it ended without one. A close frame without a code is
+    1005, as RFC 6455 section 7.1.5 says."""
+    sent = getattr(protocol, "sent_close", None)
+    if sent is not None:
+        return sent, "server"
+    if getattr(protocol, "close_received", False):
+        return getattr(protocol, "close_code", None) or 1005, "client"
+    return 1006, "none"
 
 
 def strict(protocol: WebSocketProtocol | None) -> WebSocketProtocol | None:

@@ -82,3 +82,23 @@ def test_quick_run_of_scenario_1_writes_results(tmp_path: Path):
     assert [c["target"].split(":")[0] for c in results["checks"]] == ["1"] * 4
     assert "## Targets (issue 6)" in report.read_text()
     assert "sessions.get (caches off) serial" in report.read_text()
+
+
+def test_quick_run_with_metrics_measures_the_metered_server_side_by_side(tmp_path: Path):
+    out, report = tmp_path / "results.json", tmp_path / "RESULTS.md"
+    command = [sys.executable, str(BENCH / "run.py"), "--quick", "--scenario", "1,2",
+               "--block", "0.05", "--metrics", "--out", str(out), "--md", str(report)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    for key in ("ping_serial", "get_pipelined"):
+        assert results["scenarios"]["1"][key]["botical_metrics"]["requests"] > 0
+    assert "botical_metrics" not in results["scenarios"]["1"]["get_uncached_serial"]
+    for run in results["scenarios"]["2"].values():
+        assert run["botical_metrics"]["complete"]
+    scraped = results["metrics_scraped"]
+    assert scraped["scenario 1"]["botical_method_seconds_count"] > 0
+    assert scraped["scenario 2"]["botical_events_delivered_total"] >= 200 * 11  # 1 + 10 subs
+    metered = [c["target"] for c in results["checks"] if c["target"].endswith("metrics on")]
+    assert len(metered) == 6  # scenario 1's four targets and scenario 2's two
+    assert "## Metrics on against off" in report.read_text()
