@@ -90,8 +90,8 @@ class Printer:
         self._reported.add(message["id"])
         if message["status"] == "error" and message.get("error"):
             self.line(f"[error] {message['error']['code']}: {message['error']['message']}")
-        elif message["finishReason"] == "interrupted":
-            self.line("[interrupted by the next message]")
+        elif message["status"] == "cancelled" and message["finishReason"] == "interrupted":
+            self.line("[interrupted by the next message]")  # (a server stop says [interrupted])
         elif message["status"] in ("cancelled", "interrupted"):
             self.line(f"[{message['status']}]")
         if spent := usage_text(message["usage"]):
