@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +12,8 @@ from typing import Any
 
 from botical.testing.wsclient import WsClient
 from tests.integration.client.helpers import (
-    START_TIMEOUT,
     STOP_TIMEOUT,
-    URL_LINE,
-    Transcript,
+    ServeProcess,
     clean_env,
     free_port,
     http,
@@ -25,49 +22,13 @@ from tests.integration.client.helpers import (
 RUN_LEASE = 2.0  # seconds: a killed node's run is reaped within about 1.3x this
 
 
-class Node:
-    """One `botical serve` of the cluster."""
+class Node(ServeProcess):
+    """One `botical serve` of the cluster (all of them share its data directory)."""
 
-    def __init__(self, name: str, cluster: Cluster, port: int | None = None) -> None:
-        self.name, self.cluster = name, cluster
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.token = ""
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Node:
-        """Start the node and wait for its login URL (it is serving then)."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "botical", "serve", "--port", str(self.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.cluster.env(),
-            cwd=self.cluster.root,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.stdout = Transcript(self.proc.stdout.fileno(), f"{self.name} stdout")
-        self.stderr = Transcript(self.proc.stderr.fileno(), f"{self.name} stderr")
-        self.token = self.stdout.expect(URL_LINE.pattern, START_TIMEOUT).group(1)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: the node dies without a word to anyone."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=STOP_TIMEOUT)
+    def __init__(self, name: str, cluster: Cluster) -> None:
+        env = {k: v for k, v in cluster.env().items() if k.startswith("BOTICAL_")}
+        super().__init__(cluster.root / "data", free_port(), cluster.root, env)
+        self.name = name
 
     def http(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         """A REST call (as the admin by default); the JSON body, asserting a 2xx status."""
